@@ -6,6 +6,8 @@
  *   bun run build/test.ts            all suites
  *   bun run build/test.ts --unit     unit only (no root needed)
  */
+export {};
+
 const suites: { name: string; args: string[] }[] = [
   { name: "unit", args: ["src"] },
   { name: "integration", args: ["test/integration"] },

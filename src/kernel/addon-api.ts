@@ -96,6 +96,8 @@ export interface NativeAddon {
   nftApply(batch: unknown): Promise<void>;
   nftDump(family: string, table: string): Promise<unknown>;
   nftBuildBatch(batch: unknown, seq: number): Uint8Array[];
+  /** Pure: parse raw nf_tables dump messages (fuzz tests). */
+  nftParseDump(messages: Uint8Array[]): unknown;
 
   // sockets / process
   peerCred(fd: number): PeerCred;

@@ -67,7 +67,9 @@ int nl_send(struct nl_sock *s, const void *buf, size_t len);
 typedef int (*nl_msg_cb)(const struct nlmsghdr *h, void *arg); /* <0 aborts with that error */
 /* Receives replies for `seq` (inclusive range [seq, seq_last] for batches) until the ACK or
  * NLMSG_DONE; multipart dumps are fed message by message to cb. Receive buffer is sized for
- * large dumps (>= 32 KiB, MSG_PEEK|MSG_TRUNC to grow). Returns 0 or -errno, err filled. */
+ * large dumps (>= 32 KiB, MSG_PEEK|MSG_TRUNC to grow). Returns 0 or -errno, err filled.
+ * A dump flagged NLM_F_DUMP_INTR (changed while dumping) returns -EINTR after draining:
+ * callers retry the whole dump. */
 int nl_recv(struct nl_sock *s, uint32_t seq, uint32_t seq_last, nl_msg_cb cb, void *arg,
 	    struct nl_err *err);
 /* send + recv for one request buffer (one or more messages, seqs seq..seq_last). */

@@ -105,3 +105,75 @@ export interface NativeAddon {
   /** sd_notify over $NOTIFY_SOCKET (datagram); false when no socket is set. */
   sdNotify(state: string): boolean;
 }
+
+// ---- NAT traversal (native/binding_raw.cc, lifecycle.md §5.1) ----
+
+/** Opaque handle of a raw UDP socket (an N-API External). */
+export type RawUdpHandle = { readonly __rawUdpHandle: unique symbol };
+
+/** One datagram received by `rawUdpRecv`. */
+export interface RawUdpDatagram {
+  srcIp: string;
+  srcPort: number;
+  /** UDP payload (a STUN message: the filter only passes cookie 0x2112A442). */
+  payload: Uint8Array;
+}
+
+// Declaration merging: adds the raw-socket calls to NativeAddon without touching the block above.
+export interface NativeAddon {
+  /**
+   * AF_INET/SOCK_RAW/IPPROTO_UDP socket with a BPF filter: UDP destination port = listenPort and
+   * payload bytes 4–7 = STUN cookie. Rejects EPERM without CAP_NET_RAW.
+   */
+  rawUdpOpen(listenPort: number): Promise<RawUdpHandle>;
+  /** Sends one datagram with a UDP header written by us: srcPort → dstIp:dstPort (IPv4). */
+  rawUdpSend(handle: RawUdpHandle, srcPort: number, dstIp: string, dstPort: number, payload: Uint8Array): Promise<void>;
+  /**
+   * Waits up to timeoutMs (0–60000) for a datagram passing the filter; null on timeout. A
+   * pending receive rejects ECANCELED when the handle is closed.
+   */
+  rawUdpRecv(handle: RawUdpHandle, timeoutMs: number): Promise<RawUdpDatagram | null>;
+  /** Closes the handle (idempotent); the fd is released once no receive is pending. */
+  rawUdpClose(handle: RawUdpHandle): void;
+  /** Source address the kernel's route lookup picks towards dstIp (IPv4). */
+  routeSource(dstIp: string): Promise<string>;
+  /** Pure test hook: the UDP datagram (header + payload, checksum filled) rawUdpSend would send. */
+  _rawUdpBuild(srcIp: string, srcPort: number, dstIp: string, dstPort: number, payload: Uint8Array): Uint8Array;
+}
+
+// ---- nftables notifications (native/binding_nftmon.cc, policy enforcement) ----
+
+/**
+ * One nf_tables notification. Object messages (`newtable` … `delsetelem`) carry the family
+ * ("inet", "ip", …) and table; `newgen` ends each committed transaction and names the
+ * committing thread (pid as the kernel sees it) and process; `overflow` means notifications
+ * were lost (assume anything changed); `error` means the monitor stopped.
+ */
+export type NftMonitorEvent =
+  | {
+      type:
+        | "newtable" | "deltable" | "newchain" | "delchain" | "newrule" | "delrule" | "newset" | "delset"
+        | "newsetelem" | "delsetelem" | "newobj" | "delobj" | "newflowtable" | "delflowtable" | "other";
+      family: string;
+      table: string;
+    }
+  | { type: "newgen"; gen: number; pid: number; proc: string }
+  | { type: "overflow" | "error"; code?: string };
+
+/** A running monitor thread. close() stops and joins it (idempotent). */
+export interface NftMonitorHandle {
+  close(): void;
+  /** Let the process exit although the monitor runs (unref) or not (ref, the default). */
+  unref(): void;
+  ref(): void;
+}
+
+// Declaration merging: adds the read-only nftables calls to NativeAddon.
+export interface NativeAddon {
+  /** Subscribes to NFNLGRP_NFTABLES on a dedicated thread; each recv() becomes one callback. */
+  nftMonitor(callback: (events: NftMonitorEvent[]) => void): NftMonitorHandle;
+  /** The current ruleset generation id (changes with every committed transaction). */
+  nftGetGen(): Promise<number>;
+  /** Every table of every family (read-only). */
+  nftListTables(): Promise<Array<{ family: string; name: string }>>;
+}

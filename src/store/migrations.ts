@@ -29,4 +29,15 @@ export const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX outbox_dedup ON outbox(kind, dedup_key) WHERE status = 'pending' AND dedup_key IS NOT NULL;
   CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL);
   `,
+  // 1 (src/journal): per-attempt error history of journal rows for `plexd dlq show`
+  // (operations.md §2); rows go with their event (ON DELETE CASCADE, foreign_keys=ON).
+  `
+  CREATE TABLE event_errors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL, at TEXT NOT NULL, error TEXT NOT NULL
+  );
+  CREATE INDEX event_errors_seq ON event_errors(seq);
+  CREATE INDEX events_dead ON events(dead_at) WHERE status = 'dead';
+  `,
 ];

@@ -1,0 +1,324 @@
+/**
+ * The one dispatcher of journal rows (operations.md §1.2, §1.3, §2): takes `pending` rows and
+ * due `retry_wait` rows strictly in `seq` order, routes them by the envelope's signed
+ * `event_type`, classifies handler failures and moves rows through the status lifecycle.
+ */
+import type { Envelope } from "../events/envelope.ts";
+import type { Logger } from "../log/index.ts";
+import { backoffDelay } from "../util/backoff.ts";
+import { HandlerError } from "./errors.ts";
+import type { Journal } from "./journal.ts";
+import { getRow, isSuperseded, recordError, rowEnvelope, ts, type EventRow } from "./rows.ts";
+import { BRIDGE_EVENT_TYPES, parsePayload } from "./types.ts";
+
+/** What a handler is told about the row it applies. */
+export interface HandlerContext {
+  seq: number;
+  /** The row is a `plexd replay` copy (`replay_of` set). */
+  replay: boolean;
+  /** Plan only: change nothing, return the changes that would be made. */
+  dryRun: boolean;
+  /** 1-based attempt number in the current retry cycle (0 in dry runs). */
+  attempt: number;
+  /** The previous attempt was interrupted by an agent restart (actions.md §6 item 4). */
+  recovered: boolean;
+}
+
+/**
+ * Applies one event. With `ctx.dryRun` it must not change anything and returns the changes it
+ * would make (e.g. `["peer n_2: add"]`). Throw {@link HandlerError} to classify a failure; any
+ * other exception is permanent after one retry (operations.md §2).
+ */
+export type EventHandler = (envelope: Envelope, payload: unknown, ctx: HandlerContext) => Promise<string[] | void>;
+
+/** Constructor dependencies of {@link Dispatcher}. */
+export interface DispatcherDeps {
+  journal: Journal;
+  handlers: Record<string, EventHandler>;
+  mode: () => "node" | "bridge";
+  log: Logger;
+  now?: () => number;
+  /** Waits `ms` or until `signal` aborts (virtual time in tests). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Uniform [0,1) for backoff jitter (seeded in tests). */
+  random?: () => number;
+}
+
+/** Outcome of planning one row for a dry-run replay. */
+export interface PlanResult {
+  result: "planned" | "superseded" | "ignored" | "error";
+  changes: string[];
+  reason?: string;
+}
+
+// Longest idle wait: rows appended without a kick are still picked up within this time.
+const MAX_IDLE_WAIT_MS = 60_000;
+
+function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** Runs handlers over journal rows; see the module comment. */
+export class Dispatcher {
+  readonly journal: Journal;
+  readonly #handlers: Record<string, EventHandler>;
+  readonly #mode: () => "node" | "bridge";
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #random: () => number;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #kicked = false;
+  #wake: AbortController | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #recovered = new Set<number>();
+  readonly #changes = new Map<number, string[]>();
+
+  constructor(deps: DispatcherDeps) {
+    this.journal = deps.journal;
+    this.#handlers = deps.handlers;
+    this.#mode = deps.mode;
+    this.#log = deps.log;
+    this.#now = deps.now ?? deps.journal.now;
+    this.#sleep = deps.sleep ?? defaultSleep;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  get #db() {
+    return this.journal.db;
+  }
+
+  /**
+   * Finishes rows an interrupted intake left unverified, returns rows found `processing` to
+   * `pending` (their attempt was cut short by a restart), then processes rows until stopped.
+   */
+  start(): void {
+    if (this.#loop !== undefined) return;
+    this.#stopping = false;
+    this.journal.recoverUnverified();
+    const now = this.#now();
+    const interrupted = this.#db.query("SELECT seq, attempts FROM events WHERE status = 'processing' ORDER BY seq").all() as {
+      seq: number;
+      attempts: number;
+    }[];
+    for (const r of interrupted) {
+      this.#db.query("UPDATE events SET status = 'pending' WHERE seq = ?").run(r.seq);
+      recordError(this.#db, r.seq, r.attempts, now, "interrupted: agent stopped during processing");
+      this.#recovered.add(r.seq);
+    }
+    if (interrupted.length > 0) this.#log.info("journal: re-dispatching rows interrupted by a restart", { count: interrupted.length });
+    this.#loop = this.#run();
+  }
+
+  /** New rows are available (or time moved): look again now. */
+  kick(): void {
+    this.#kicked = true;
+    this.#wake?.abort();
+  }
+
+  /** Stops taking rows and waits for the running handler to finish. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.abort();
+    const loop = this.#loop;
+    if (loop !== undefined) await loop;
+    this.#loop = undefined;
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves once no row is `pending`/`processing` or due for a retry (tests, replay). */
+  idle(): Promise<void> {
+    if (this.#loop === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(resolve);
+      this.kick();
+    });
+  }
+
+  /** Changes reported by the handler of a replay copy (consumed once). */
+  takeChanges(seq: number): string[] | undefined {
+    const c = this.#changes.get(seq);
+    this.#changes.delete(seq);
+    return c;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      this.#kicked = false;
+      const now = this.#now();
+      const row = this.#db
+        .query(
+          `SELECT * FROM events WHERE verify = 'verified'
+             AND (status = 'pending' OR (status = 'retry_wait' AND next_attempt_at <= ?))
+           ORDER BY seq LIMIT 1`,
+        )
+        .get(ts(now)) as EventRow | null;
+      if (row !== null) {
+        try {
+          await this.#process(row);
+        } catch (err) {
+          // Only the database can throw here; do not spin on it.
+          this.#log.error("journal: dispatcher step failed", { seq: row.seq, error: describe(err) });
+          await this.#wait(1_000);
+        }
+        continue;
+      }
+      if (!this.#kicked) for (const w of this.#idleWaiters.splice(0)) w();
+      const next = this.#db
+        .query("SELECT MIN(next_attempt_at) AS at FROM events WHERE status = 'retry_wait' AND verify = 'verified'")
+        .get() as { at: string | null };
+      const dueIn = next.at === null ? MAX_IDLE_WAIT_MS : Math.min(MAX_IDLE_WAIT_MS, Math.max(0, Date.parse(next.at) - now));
+      if (this.#kicked || this.#stopping) continue;
+      await this.#wait(dueIn);
+    }
+  }
+
+  async #wait(ms: number): Promise<void> {
+    const ctrl = new AbortController();
+    this.#wake = ctrl;
+    try {
+      await this.#sleep(ms, ctrl.signal);
+    } finally {
+      if (this.#wake === ctrl) this.#wake = undefined;
+    }
+  }
+
+  #finish(seq: number, status: "done" | "ignored" | "superseded", now: number): void {
+    this.#db.query("UPDATE events SET status = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?").run(status, ts(now), seq);
+  }
+
+  #dead(row: EventRow, attempt: number, error: string, now: number): void {
+    this.#db
+      .query("UPDATE events SET status = 'dead', dead_at = ?, last_error = ?, next_attempt_at = NULL WHERE seq = ?")
+      .run(ts(now), error, row.seq);
+    this.#log.error("journal: event moved to the DLQ", {
+      seq: row.seq,
+      event_id: row.event_id,
+      event_type: row.event_type,
+      attempts: attempt,
+      error,
+    });
+  }
+
+  /** Why a row is not handed to a handler, if it is not. */
+  #route(env: Envelope): "ignored_mode" | "ignored_unknown" | EventHandler {
+    if (BRIDGE_EVENT_TYPES.has(env.eventType) && this.#mode() !== "bridge") return "ignored_mode";
+    const h = Object.hasOwn(this.#handlers, env.eventType) ? this.#handlers[env.eventType] : undefined;
+    return h ?? "ignored_unknown";
+  }
+
+  async #process(row: EventRow): Promise<void> {
+    const db = this.#db;
+    const now = this.#now();
+    const seq = row.seq;
+    const recovered = this.#recovered.delete(seq);
+    const maxAttempts = this.journal.options.maxRetries + 1;
+    if (isSuperseded(db, row)) {
+      this.#finish(seq, "superseded", now);
+      this.#log.info("journal: event superseded by a later one, not applied", { seq, event_type: row.event_type, ordering_key: row.ordering_key });
+      return;
+    }
+    const env = rowEnvelope(row);
+    if (env === undefined) return this.#dead(row, row.attempts, "permanent: journaled envelope no longer parses", now);
+    const route = this.#route(env);
+    if (typeof route === "string") {
+      this.#finish(seq, "ignored", now);
+      this.#log.debug("journal: event ignored", {
+        seq,
+        event_type: env.eventType,
+        why: route === "ignored_mode" ? "bridge event in node mode" : "no handler for this type",
+      });
+      return;
+    }
+    const payload = parsePayload(env.payloadText);
+    if (!payload.ok) return this.#dead(row, row.attempts, `permanent: payload is not JSON: ${payload.error}`, now);
+    if (row.attempts >= maxAttempts) {
+      // Only reachable when restarts interrupted every attempt: stop a crash loop here.
+      return this.#dead(row, row.attempts, `permanent: ${row.attempts} attempts interrupted by restarts`, now);
+    }
+    const attempt = row.attempts + 1;
+    db.query("UPDATE events SET status = 'processing', attempts = ?, next_attempt_at = NULL WHERE seq = ?").run(attempt, seq);
+    try {
+      const changes = await route(env, payload.value, { seq, replay: row.replay_of !== null, dryRun: false, attempt, recovered });
+      this.#finish(seq, "done", this.#now());
+      if (row.replay_of !== null) this.#changes.set(seq, Array.isArray(changes) ? changes : []);
+    } catch (err) {
+      this.#failed(row, attempt, err);
+    }
+  }
+
+  #failed(row: EventRow, attempt: number, err: unknown): void {
+    const now = this.#now();
+    const maxAttempts = this.journal.options.maxRetries + 1;
+    const kind = err instanceof HandlerError ? err.code : "uncaught";
+    const error = `${kind} ${describe(err)}`;
+    recordError(this.#db, row.seq, attempt, now, error);
+    // An uncaught exception gets exactly one more try; if the retry also throws one, it is a bug.
+    const uncaughtAgain = kind === "uncaught" && attempt > 1 && (row.last_error?.startsWith("uncaught ") ?? false);
+    if (kind === "permanent" || uncaughtAgain || attempt >= maxAttempts) {
+      this.#dead(row, attempt, error, now);
+      return;
+    }
+    const delay = backoffDelay(attempt - 1, {
+      baseMs: this.journal.options.retryBaseMs,
+      capMs: this.journal.options.retryMaxMs,
+      random: this.#random,
+    });
+    const at = now + delay;
+    this.#db
+      .query("UPDATE events SET status = 'retry_wait', next_attempt_at = ?, last_error = ? WHERE seq = ?")
+      .run(ts(at), error, row.seq);
+    this.#log.warn("journal: event handler failed, will retry", {
+      seq: row.seq,
+      event_type: row.event_type,
+      attempt,
+      retry_in_ms: Math.round(delay),
+      error,
+    });
+  }
+
+  /**
+   * Plans one row for a dry-run replay: the same routing and supersession decisions as a real
+   * replay copy would meet, then the handler with `dryRun: true`. Writes nothing.
+   */
+  async plan(row: EventRow): Promise<PlanResult> {
+    // A replay copy's position is the original's seq (rows.ts isSuperseded).
+    if (isSuperseded(this.#db, { seq: row.seq, ordering_key: row.ordering_key, replay_of: row.seq })) {
+      return { result: "superseded", changes: [], reason: "a later event with the same ordering key was applied" };
+    }
+    const env = rowEnvelope(row);
+    if (env === undefined) return { result: "error", changes: [], reason: "journaled envelope does not parse" };
+    const route = this.#route(env);
+    if (route === "ignored_mode") return { result: "ignored", changes: [], reason: "bridge event in node mode" };
+    if (route === "ignored_unknown") return { result: "ignored", changes: [], reason: "no handler for this type" };
+    const payload = parsePayload(env.payloadText);
+    if (!payload.ok) return { result: "error", changes: [], reason: `payload is not JSON: ${payload.error}` };
+    try {
+      const changes = await route(env, payload.value, { seq: row.seq, replay: true, dryRun: true, attempt: 0, recovered: false });
+      const list = Array.isArray(changes) ? changes : [];
+      return { result: "planned", changes: list.length > 0 ? list : ["no change"] };
+    } catch (err) {
+      return { result: "error", changes: [], reason: describe(err) };
+    }
+  }
+
+  /** Reads a row (for replay, status views). */
+  row(seq: number): EventRow | undefined {
+    return getRow(this.#db, seq);
+  }
+}

@@ -1,0 +1,738 @@
+/**
+ * The agent supervisor: the one wiring module (architecture.md). It builds every subsystem
+ * with constructor arguments, runs the phase machine of lifecycle.md §1
+ * (starting → registering → configuring → nat_discovery → connected → stopping|deregistering)
+ * in the start order of §2, and owns stop and deregistration (§14).
+ *
+ * Subsystems never import each other; everything they need from another one arrives here as
+ * a callback.
+ */
+import type { Database } from "bun:sqlite";
+import { existsSync, readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
+import { join } from "node:path";
+import type { Config } from "../config/index.ts";
+import { CpApi } from "../controlplane/api.ts";
+import { HttpClient } from "../controlplane/http.ts";
+import type { CapabilitiesPayload } from "../controlplane/types.ts";
+import { NonceStore } from "../events/nonce-store.ts";
+import { EventStream, type StreamFailure } from "../events/stream.ts";
+import { loadIdentity, TokenError, RegistrationError, type Identity } from "../identity/index.ts";
+import { DEFAULT_JOURNAL_OPTIONS, Dispatcher, Journal } from "../journal/index.ts";
+import type { NativeAddon } from "../kernel/addon-api.ts";
+import type { Kernel } from "../kernel/types.ts";
+import type { Logger } from "../log/index.ts";
+import { readMeshCache } from "../mesh/cache.ts";
+import { MeshController } from "../mesh/controller.ts";
+import { ensurePrivateDir, openDatabase } from "../store/index.ts";
+import { formatChecksum } from "../util/checksum.ts";
+import { VERSION } from "../version.ts";
+import { AuthMonitor } from "./auth.ts";
+import { ControlSocketServer } from "./control-socket.ts";
+import { registerControlRoutes } from "./control-routes.ts";
+import { CpMonitor } from "./cp-monitor.ts";
+import { deregisterNode, type DeregisterFlags, type DeregisterResult } from "./deregister.ts";
+import { createHandlers } from "./handlers.ts";
+import { HeartbeatLoop } from "./heartbeat.ts";
+import { checkBinaryBaseline } from "./integrity.ts";
+import { NodeContext } from "./node-context.ts";
+import { NodeStateStore } from "./node-state.ts";
+import { Reconciler } from "./reconcile.ts";
+import { TokenMailbox, waitAndRegister } from "./registration.ts";
+import { KeyRotator } from "./rotation.ts";
+import { CycleScheduler } from "./scheduler.ts";
+import { SigningKeyStore } from "./signing.ts";
+import { buildStatus } from "./status.ts";
+import type { Phase, StatusSnapshot } from "./types.ts";
+
+/** Exit codes of `plexd up` (config.md §4.2). */
+export const UP_EXIT = { ok: 0, fatal: 1, config: 78 } as const;
+
+/** A fatal start error with the exit code it maps to. */
+export class AgentStartError extends Error {
+  override readonly name = "AgentStartError";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Everything the supervisor needs from outside (tests swap the kernel and addon). */
+export interface SupervisorOptions {
+  readonly config: Config;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly log: Logger;
+  /** Control socket path (`--socket` > `actions.socket`). */
+  readonly socketPath: string;
+  /** `PLEXD_BOOTSTRAP_TOKEN_FILE`. */
+  readonly explicitTokenFile?: string;
+  /** Loads the native addon (step 3); null = none (tests with the fake kernel). */
+  readonly loadAddon: () => NativeAddon | null;
+  /** Builds the kernel once the addon is loaded. */
+  readonly createKernel: (addon: NativeAddon | null, onRestart: () => void) => Promise<Kernel>;
+  /** Executable to checksum (default `integrity.binary_path` or /proc/self/exe). */
+  readonly binaryPath?: string;
+  /** Capability payload builder (the actions subsystem supplies the real one). */
+  readonly capabilities?: (binaryChecksum: string) => CapabilitiesPayload;
+  readonly now?: () => number;
+}
+
+/** Default capability payload until the actions subsystem provides its builder. */
+function minimalCapabilities(checksum: string): CapabilitiesPayload {
+  return { binary: { version: VERSION, checksum }, builtin_actions: [], hooks: [] };
+}
+
+const delay = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+
+/** See the file comment. */
+export class Supervisor {
+  readonly o: SupervisorOptions;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly startedAt: number;
+  readonly ctx = new NodeContext();
+  readonly mailbox = new TokenMailbox();
+  readonly cpMonitor: CpMonitor;
+  readonly http: HttpClient;
+  readonly api: CpApi;
+  readonly control: ControlSocketServer;
+  phase: Phase = "starting";
+  kernel: Kernel | undefined;
+  addon: NativeAddon | null = null;
+  db: Database | undefined;
+  mesh: MeshController | undefined;
+  signing: SigningKeyStore | undefined;
+  nodeState: NodeStateStore;
+  journal: Journal | undefined;
+  dispatcher: Dispatcher | undefined;
+  stream: EventStream | undefined;
+  heartbeat: HeartbeatLoop | undefined;
+  reconciler: Reconciler | undefined;
+  scheduler: CycleScheduler | undefined;
+  rotator: KeyRotator | undefined;
+  auth: AuthMonitor | undefined;
+  binaryChecksum = "";
+  nat: { type: string; public_endpoint: string | null } = { type: "unknown", public_endpoint: null };
+  #stop = new AbortController();
+  #stopRequested: { deregister?: DeregisterFlags } | undefined;
+  #stopped: Promise<number> | undefined;
+  #configureRetry: Promise<void> | undefined;
+  #timers: Array<ReturnType<typeof setInterval>> = [];
+  #registering: Promise<Identity> | undefined;
+  #deregistering: Promise<DeregisterResult> | undefined;
+
+  constructor(opts: SupervisorOptions) {
+    this.o = opts;
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    this.startedAt = this.now();
+    const c = opts.config;
+    this.cpMonitor = new CpMonitor(() => c.heartbeat.interval, this.now);
+    this.http = new HttpClient({
+      baseUrl: c.api.url,
+      auth: () => this.ctx.bearer(),
+      caFile: c.api.ca_file || undefined,
+      tlsInsecureSkipVerify: c.api.tls_insecure_skip_verify,
+      connectTimeoutMs: c.api.connect_timeout,
+      requestTimeoutMs: c.api.request_timeout,
+    });
+    this.api = new CpApi({ http: this.http, profile: c.compat.profile, logger: this.log });
+    this.control = new ControlSocketServer(this.log);
+    this.nodeState = new NodeStateStore(c.data_dir);
+  }
+
+  get config(): Config {
+    return this.o.config;
+  }
+
+  /** Requests a normal stop (SIGTERM/SIGINT). */
+  requestStop(): void {
+    if (this.#stopRequested) return;
+    this.#stopRequested = this.config.shutdown.deregister_on_stop ? { deregister: { purge: false, force: false } } : {};
+    this.#stop.abort();
+  }
+
+  #setPhase(p: Phase): void {
+    if (this.phase === p) return;
+    this.log.info("phase", { from: this.phase, to: p });
+    this.phase = p;
+    this.#notify(`STATUS=${p}`);
+  }
+
+  #notify(state: string): void {
+    try {
+      this.addon?.sdNotify(state);
+    } catch {
+      /* no systemd */
+    }
+  }
+
+  /** Status snapshot for the control socket. */
+  async status(): Promise<StatusSnapshot> {
+    return buildStatus(this);
+  }
+
+  /**
+   * Runs the agent until stopped. Resolves with the exit code (0 clean stop, 1 fatal).
+   */
+  run(): Promise<number> {
+    this.#stopped ??= this.#run();
+    return this.#stopped;
+  }
+
+  async #run(): Promise<number> {
+    try {
+      await this.#start();
+    } catch (err) {
+      const e = err as Error & { exitCode?: number };
+      if (this.#stop.signal.aborted && !(err instanceof AgentStartError)) {
+        return this.#shutdown();
+      }
+      this.log.error("agent start failed", { error: e.message, code: (e as { code?: string }).code });
+      await this.#closeAll();
+      return e.exitCode === 69 ? 1 : e instanceof AgentStartError ? e.exitCode : UP_EXIT.fatal;
+    }
+    await new Promise<void>((resolve) => {
+      if (this.#stop.signal.aborted) return resolve();
+      this.#stop.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    return this.#shutdown();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Start (lifecycle.md §2)
+
+  async #start(): Promise<void> {
+    const c = this.config;
+    // 2. data_dir 0700 (wider modes tightened with a warning), runtime dir.
+    try {
+      if (ensurePrivateDir(c.data_dir)) this.log.warn("data_dir mode was wider than 0700; tightened", { data_dir: c.data_dir });
+    } catch (err) {
+      throw new AgentStartError("data_dir", `cannot create data_dir ${c.data_dir}: ${(err as Error).message}`, 1, { cause: err });
+    }
+    // 3. Native addon.
+    try {
+      this.addon = this.o.loadAddon();
+    } catch (err) {
+      throw new AgentStartError("addon", `native addon: ${(err as Error).message}`, 1, { cause: err });
+    }
+    // 4. plexd.db.
+    try {
+      this.db = openDatabase(join(c.data_dir, "plexd.db"), { snapshotDir: join(c.data_dir, "upgrade") });
+    } catch (err) {
+      throw new AgentStartError("db", (err as Error).message, 1, { cause: err });
+    }
+    // 5. Upgrade confirm mode belongs to the upgrade subsystem; note it.
+    if (existsSync(join(c.data_dir, "upgrade", "pending.json"))) this.log.warn("upgrade/pending.json present; confirm mode is not handled by this build");
+    // 6. Binary checksum vs baseline.
+    if (c.integrity.enabled) {
+      try {
+        const r = checkBinaryBaseline(c.data_dir, this.o.binaryPath ?? (c.integrity.binary_path || "/proc/self/exe"));
+        this.binaryChecksum = formatChecksum(r.actual, c.compat.profile);
+        if (r.status === "mismatch") {
+          this.log.error("integrity violation: running binary differs from the recorded baseline", { path: r.path, expected: r.expected, actual: r.actual });
+        }
+      } catch (err) {
+        this.log.warn("binary checksum failed", { error: (err as Error).message });
+      }
+    }
+    // 7. Hooks: the hooks subsystem scans them (not part of this build).
+    // 8. Identity.
+    const loaded = loadIdentity(c.data_dir, this.log);
+    if (loaded.registered) this.ctx.set(loaded.identity);
+    // Kernel (needs the addon), mesh, signing keys.
+    try {
+      this.kernel = await this.o.createKernel(this.addon, () => {
+        this.log.warn("wireguard-go restarted; re-applying the full configuration");
+        void this.mesh?.apply();
+      });
+    } catch (err) {
+      throw new AgentStartError("kernel", `kernel backend: ${(err as Error).message}`, 1, { cause: err });
+    }
+    this.mesh = new MeshController({
+      kernel: this.kernel,
+      dataDir: c.data_dir,
+      logger: this.log.with({ subsystem: "mesh" }),
+      settings: () => ({
+        ifname: c.mesh.interface,
+        listenPort: c.mesh.listen_port,
+        mtu: c.mesh.mtu,
+        keepaliveSec: Math.round(c.mesh.persistent_keepalive / 1000),
+        policyDefault: c.policy.default,
+        policyEnabled: c.policy.enabled,
+      }),
+      self: () => {
+        const id = this.ctx.identity;
+        return { nodeId: id.nodeId, meshIp: id.meshIp, privateKey: id.privateKey, publicKey: id.publicKey };
+      },
+    });
+    // 9. Control socket (local emergency actions and the CLI work from here on).
+    registerControlRoutes(this.control, this);
+    try {
+      await this.control.listen(this.o.socketPath);
+    } catch (err) {
+      throw new AgentStartError("control_socket", `control socket ${this.o.socketPath}: ${(err as Error).message}`, 1, { cause: err });
+    }
+    this.log.info("control socket listening", { socket: this.o.socketPath });
+    // 10. Registered → configure from cache before any CP call; else register.
+    if (this.ctx.registered) {
+      try {
+        const cache = readMeshCache(c.data_dir);
+        this.mesh.load(cache.peers, cache.policies);
+        this.log.info("restored desired state from cache", { peers: cache.peers.length, policies: cache.policies.length, found: cache.found });
+      } catch (err) {
+        this.log.warn("cache unreadable; starting with an empty peer set", { error: (err as Error).message });
+      }
+    } else {
+      await this.#register();
+    }
+    this.#initSigning();
+    await this.#configure();
+    this.#setPhase("nat_discovery");
+    // NAT discovery (STUN) is another issue: record `unknown` and move on (§5 failure path).
+    this.nat = { type: "unknown", public_endpoint: null };
+    this.#connect();
+  }
+
+  #initSigning(): void {
+    const id = this.ctx.identity;
+    this.signing?.close();
+    this.signing = new SigningKeyStore({ dataDir: this.config.data_dir, initial: id.signingKeys, now: this.now });
+  }
+
+  async #register(reuse?: string): Promise<Identity> {
+    this.#setPhase("registering");
+    const extend = setInterval(() => this.#notify("EXTEND_TIMEOUT_USEC=60000000"), 30_000);
+    this.#notify("EXTEND_TIMEOUT_USEC=60000000");
+    this.#registering = (async () => {
+      try {
+        const reg = await waitAndRegister({
+          config: this.config,
+          env: this.o.env,
+          ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
+          api: this.api,
+          capabilities: () => (this.o.capabilities ?? minimalCapabilities)(this.binaryChecksum),
+          mailbox: this.mailbox,
+          signal: this.#stop.signal,
+          log: this.log,
+          ...(reuse ? { reusePrivateKey: reuse } : {}),
+        });
+        this.ctx.set(reg.identity);
+        this.cpMonitor.success();
+        this.mesh!.commit({ peers: reg.peers, policies: [] });
+        this.log.info("identity persisted", { node_id: reg.identity.nodeId, mesh_ip: reg.identity.meshIp, bootstrap_file_removed: reg.tokenFileDeleted });
+        return reg.identity;
+      } catch (err) {
+        if (this.#stop.signal.aborted) throw err;
+        if (err instanceof TokenError || err instanceof RegistrationError) {
+          throw new AgentStartError(err.code, err.message, 1, { cause: err });
+        }
+        throw err;
+      } finally {
+        clearInterval(extend);
+      }
+    })();
+    try {
+      return await this.#registering;
+    } finally {
+      this.#registering = undefined;
+    }
+  }
+
+  /** The running registration (for `plexd join` while registering). */
+  get registering(): Promise<Identity> | undefined {
+    return this.#registering;
+  }
+
+  /** `configuring` (§4): 30 s limit; failure → continue, retry 10 s → 60 s in the background. */
+  async #configure(): Promise<void> {
+    this.#setPhase("configuring");
+    const mesh = this.mesh!;
+    const attempt = async () => {
+      const r = await Promise.race([mesh.apply(), delay(30_000).then(() => ({ corrections: [], errors: [{ step: "timeout", message: "configuring exceeded 30 s" }] }))]);
+      return r.errors.length === 0;
+    };
+    const ok = await attempt();
+    this.#notify("READY=1");
+    if (ok) {
+      this.log.info("mesh configured", { interface: this.config.mesh.interface, peers: mesh.desired().device.peers.length });
+      return;
+    }
+    this.log.warn("configuring failed; continuing with the mesh unhealthy and retrying");
+    this.#configureRetry = (async () => {
+      let wait = 10_000;
+      while (!this.#stop.signal.aborted) {
+        await delay(wait, this.#stop.signal);
+        if (this.#stop.signal.aborted) return;
+        if (await attempt()) {
+          this.log.info("mesh configured after retry");
+          return;
+        }
+        wait = Math.min(wait * 2, 60_000);
+      }
+    })();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connected (§6)
+
+  #connect(): void {
+    const c = this.config;
+    const log = this.log;
+    const mesh = this.mesh!;
+    const signing = this.signing!;
+    this.#setPhase("connected");
+    const reconcileNow = (reason: string) => this.scheduler?.trigger(reason);
+
+    this.auth = new AuthMonitor({
+      log,
+      heartbeatNow: () => this.heartbeat?.beatNow(),
+      reregister: (token) => this.#reregister(token),
+      onStateChange: (s) => {
+        if (s === "unauthorized") void this.stream?.stop();
+        else {
+          this.#startStream();
+          reconcileNow("auth_restored");
+          void this.rotator?.resumeIfPending();
+        }
+      },
+    });
+    const auth = this.auth;
+    this.rotator = new KeyRotator({ dataDir: c.data_dir, api: this.api, ctx: this.ctx, mesh, log, on401: () => auth.report401("keys/rotate") });
+    this.reconciler = new Reconciler({
+      api: this.api,
+      nodeId: () => this.ctx.identity.nodeId,
+      mesh,
+      nodeState: this.nodeState,
+      signing,
+      paused: () => auth.unauthorized,
+      onSuccess: () => {
+        this.cpMonitor.success();
+        auth.reportSuccess();
+      },
+      on401: () => auth.report401("state"),
+      onFailure: (e) => this.cpMonitor.failure(e),
+      log: log.with({ subsystem: "reconcile" }),
+    });
+    const reconciler = this.reconciler;
+    this.scheduler = new CycleScheduler({
+      intervalMs: () => c.reconcile.interval,
+      jitter: c.schedule.jitter,
+      cycle: async (reason) => {
+        await reconciler.cycle(reason);
+      },
+      onError: (err) => log.error("reconcile cycle crashed", { error: (err as Error).message }),
+    });
+    this.heartbeat = new HeartbeatLoop({
+      api: this.api,
+      intervalMs: () => c.heartbeat.interval,
+      jitter: c.schedule.jitter,
+      log: log.with({ subsystem: "heartbeat" }),
+      facts: async () => ({
+        nodeId: this.ctx.identity.nodeId,
+        status: (await this.status()).health.status,
+        uptimeMs: this.now() - this.startedAt,
+        binaryChecksum: this.binaryChecksum,
+        iface: c.mesh.interface,
+        listenPort: c.mesh.listen_port,
+        peerCount: await mesh.peerCount(),
+      }),
+      onSuccess: () => {
+        this.cpMonitor.success();
+        auth.reportSuccess();
+      },
+      onReconcile: () => reconcileNow("heartbeat_directive"),
+      onRotateKeys: () => void this.rotator?.trigger("heartbeat_directive"),
+      on401: () => auth.report401("heartbeat"),
+      onFailure: (e) => this.cpMonitor.failure(e),
+    });
+
+    // Journal + dispatcher: the only path from SSE bytes to handlers.
+    const nonces = new NonceStore();
+    this.journal = new Journal({
+      db: this.db!,
+      nodeId: () => this.ctx.identity.nodeId,
+      keys: () => signing.trusted(),
+      nonces,
+      log: log.with({ subsystem: "journal" }),
+      now: this.now,
+      options: {
+        ...DEFAULT_JOURNAL_OPTIONS,
+        maxRetries: c.journal.max_retries,
+        retryBaseMs: c.journal.retry_base,
+        retryMaxMs: c.journal.retry_max,
+        retentionMs: c.journal.retention,
+        maxRows: c.journal.max_rows,
+        dlqRetentionMs: c.journal.dlq_retention,
+        maxDbBytes: c.journal.max_db_size,
+      },
+    });
+    this.journal.seedNonces();
+    this.dispatcher = new Dispatcher({
+      journal: this.journal,
+      mode: () => c.mode,
+      log: log.with({ subsystem: "dispatcher" }),
+      handlers: createHandlers({
+        mesh,
+        signing,
+        nodeState: this.nodeState,
+        triggerReconcile: reconcileNow,
+        rotateKeys: (reason) => void this.rotator?.trigger(reason),
+        log,
+        now: this.now,
+      }),
+    });
+    this.dispatcher.start();
+    this.#timers.push(setInterval(() => nonces.cleanup(this.now()), 60_000));
+    this.#timers.push(
+      setInterval(() => {
+        try {
+          this.journal?.prune();
+        } catch (err) {
+          log.warn("journal prune failed", { error: (err as Error).message });
+        }
+      }, 3_600_000),
+    );
+
+    this.heartbeat.start();
+    this.scheduler.start();
+    this.#startStream();
+    // First reconcile right after the first SSE connect attempt.
+    reconcileNow("connected");
+    void this.rotator.resumeIfPending();
+  }
+
+  #startStream(): void {
+    const c = this.config;
+    const log = this.log.with({ subsystem: "sse" });
+    if (this.stream && this.stream.state !== "stopped") return;
+    if (this.#stop.signal.aborted || this.phase !== "connected") return;
+    this.stream ??= new EventStream({
+      url: () => `${this.http.baseUrl}/v1/nodes/${encodeURIComponent(this.ctx.identity.nodeId)}/events`,
+      token: () => this.ctx.bearer() ?? "",
+      lastEventId: () => this.journal?.lastEventId(),
+      version: VERSION,
+      timing: { idleTimeoutMs: c.api.sse_idle_timeout, connectTimeoutMs: c.api.connect_timeout, pollIntervalMs: c.reconcile.interval },
+      onEvent: (item) => {
+        const r = this.journal!.intake(item);
+        if (r.verdict === "verified") this.dispatcher!.kick();
+        else if (r.verdict === "rejected") log.warn("security: event rejected", { event_id: r.envelope?.eventId, event_type: r.envelope?.eventType, reason: r.reason });
+      },
+      onConnected: () => {
+        log.info("event stream connected", { last_event_id: this.journal?.lastEventId() });
+        this.cpMonitor.success();
+        this.auth?.reportSuccess();
+        this.scheduler?.trigger("sse_connected");
+      },
+      onFailure: (f: StreamFailure) => this.#onStreamFailure(f),
+      onStateChange: (s, prev) => log.debug("event stream state", { from: prev, to: s }),
+      poll: async () => {
+        await this.reconciler?.cycle("polling");
+      },
+      fetch: this.#streamFetch(),
+    });
+    void this.stream.start();
+  }
+
+  /** fetch for the SSE stream with the same TLS trust as the API client (api.ca_file). */
+  #streamFetch(): (url: string, init: RequestInit) => Promise<Response> {
+    const c = this.config.api;
+    let tlsOpts: { ca?: string[]; rejectUnauthorized?: boolean } | undefined;
+    if (c.ca_file) tlsOpts = { ca: [...rootCertificates, readFileSync(c.ca_file, "utf8")] };
+    if (c.tls_insecure_skip_verify) tlsOpts = { ...tlsOpts, rejectUnauthorized: false };
+    if (!tlsOpts) return (u, i) => fetch(u, i);
+    const t = tlsOpts;
+    return (u, i) => fetch(u, { ...i, tls: t } as RequestInit);
+  }
+
+  #onStreamFailure(f: StreamFailure): void {
+    const log = this.log.with({ subsystem: "sse" });
+    switch (f.kind) {
+      case "unauthorized":
+        this.auth?.report401("sse");
+        break;
+      case "node_unknown":
+        this.cpMonitor.nodeUnknown = true;
+        log.error("node not known to control plane; keeping cached state — run `plexd join` to re-enrol", { status: f.status });
+        break;
+      case "ended":
+      case "idle_timeout":
+        log.info("event stream closed; reconnecting", { reason: f.kind });
+        break;
+      default:
+        log.warn("event stream failed", { reason: f.kind, ...("status" in f ? { status: f.status } : {}) });
+    }
+  }
+
+  /** §11 step 3: re-register with the existing key; token from `plexd join` or the sources. */
+  async #reregister(token?: string): Promise<boolean> {
+    const old = this.ctx.identity;
+    if (token !== undefined) this.mailbox.put(token);
+    let reg;
+    try {
+      reg = await waitAndRegister({
+        config: { ...this.config, registration: { ...this.config.registration, token_wait: 0 } },
+        env: this.o.env,
+        ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
+        api: this.api,
+        capabilities: () => (this.o.capabilities ?? minimalCapabilities)(this.binaryChecksum),
+        mailbox: this.mailbox,
+        signal: this.#stop.signal,
+        log: this.log,
+        reusePrivateKey: old.privateKey,
+      });
+    } catch (err) {
+      if (err instanceof TokenError && err.code === "no_token") {
+        this.log.warn("unauthorized and no bootstrap token available — run `plexd join`");
+        return false;
+      }
+      throw err;
+    }
+    const id = reg.identity;
+    this.ctx.set(id);
+    this.#initSigning();
+    if (id.nodeId !== old.nodeId || id.meshIp !== old.meshIp) {
+      this.log.warn("re-registration changed the node identity", { old_node_id: old.nodeId, node_id: id.nodeId, mesh_ip: id.meshIp });
+      this.journal?.clearLastEventId();
+      this.mesh!.commit({ peers: reg.peers });
+      await this.mesh!.apply();
+    }
+    this.log.info("re-registered with the control plane", { node_id: id.nodeId });
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // join / deregister from the control socket
+
+  /** `plexd join` handed a token to the daemon. */
+  async join(token: string): Promise<{ node_id: string; mesh_ip: string; action: string }> {
+    if (!this.ctx.registered || this.phase === "registering") {
+      this.mailbox.put(token);
+      const id = await (this.#registering ?? Promise.reject(new Error("daemon is not waiting for a token")));
+      return { node_id: id.nodeId, mesh_ip: id.meshIp, action: "registered" };
+    }
+    if (this.auth?.unauthorized) {
+      const ok = await this.auth.tryReregister(token);
+      if (!ok) throw new Error("re-registration failed");
+      return { node_id: this.ctx.identity.nodeId, mesh_ip: this.ctx.identity.meshIp, action: "re-registered" };
+    }
+    const e = new Error(`already registered as ${this.ctx.identity.nodeId}`) as Error & { code: string };
+    e.code = "already_registered";
+    throw e;
+  }
+
+  /**
+   * `plexd deregister` through the daemon (§14.2). When the CP cannot be notified and --force
+   * is absent, nothing is torn down and normal operation resumes.
+   */
+  deregister(flags: DeregisterFlags): Promise<DeregisterResult> {
+    this.#deregistering ??= this.#deregister(flags).finally(() => {
+      this.#deregistering = undefined;
+    });
+    return this.#deregistering;
+  }
+
+  async #deregister(flags: DeregisterFlags): Promise<DeregisterResult> {
+    if (!this.ctx.registered) throw new Error("node is not registered");
+    const previous = this.phase;
+    this.#setPhase("deregistering");
+    // 1. stop new work, 2. drain.
+    await this.stream?.stop();
+    await this.#drain();
+    await this.dispatcher?.stop();
+    const res = await deregisterNode(
+      {
+        api: this.api,
+        nodeId: this.ctx.identity.nodeId,
+        mesh: this.mesh!,
+        dataDir: this.config.data_dir,
+        tokenFiles: [this.config.token.file, ...(this.o.explicitTokenFile ? [this.o.explicitTokenFile] : [])],
+        log: this.log,
+        beforePurge: async () => {
+          await this.#stopLoops();
+          this.db?.close();
+          this.db = undefined;
+        },
+      },
+      flags,
+    );
+    if (!res.tornDown) {
+      // Not notified and no --force: back to normal operation.
+      this.#setPhase(previous);
+      this.dispatcher?.start();
+      this.#startStream();
+      return res;
+    }
+    // 5. Stop subsystems; the daemon ends after answering.
+    this.#stopRequested = { deregister: flags };
+    setTimeout(() => this.#stop.abort(), 50);
+    return res;
+  }
+
+  async #drain(): Promise<void> {
+    const d = this.dispatcher;
+    if (!d) return;
+    const limit = this.config.shutdown.drain_timeout;
+    const drained = await Promise.race([d.idle().then(() => true), delay(limit).then(() => false)]);
+    if (!drained) this.log.warn("drain timeout reached; stopping with work outstanding", { drain_timeout_ms: limit });
+  }
+
+  async #stopLoops(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.auth?.close();
+    await Promise.all([this.heartbeat?.stop(), this.scheduler?.stop(), this.stream?.stop()]);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Stop (§14.1)
+
+  async #shutdown(): Promise<number> {
+    const dereg = this.#stopRequested?.deregister;
+    const alreadyDeregistered = this.phase === "deregistering";
+    if (dereg && !alreadyDeregistered && this.ctx.registered && this.mesh) {
+      // shutdown.deregister_on_stop
+      await this.deregister(dereg).catch((err) => this.log.error("deregister on stop failed", { error: (err as Error).message }));
+    }
+    if (!alreadyDeregistered) this.#setPhase("stopping");
+    this.#notify("STOPPING=1");
+    // 1. Stop intake: no new SSE events.
+    await this.stream?.stop();
+    // 2. Drain what the dispatcher is doing, bounded by shutdown.drain_timeout.
+    await this.#drain();
+    await this.dispatcher?.stop();
+    // 3. Stop loops, registration wait, configure retries.
+    await this.#stopLoops();
+    await this.#configureRetry;
+    await this.#closeAll();
+    this.log.info("stopped", { phase: this.phase });
+    return UP_EXIT.ok;
+  }
+
+  async #closeAll(): Promise<void> {
+    await this.control.close().catch(() => undefined);
+    this.signing?.close();
+    // Leave the interface and table in place: kernel backend keeps forwarding; the userspace
+    // wireguard-go ends with the service (its TUN link goes with it).
+    await this.kernel?.close().catch(() => undefined);
+    try {
+      this.db?.close();
+    } catch {
+      /* already closed */
+    }
+    this.db = undefined;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The desired kernel state of the mesh (lifecycle.md §4.2): interface, key, port, address,
+ * MTU, routes and the peer set = CP peers ∩ policy visibility − self. Pure.
+ */
+import type { Peer, Policy } from "../controlplane/schemas.ts";
+import type { DesiredDevice, DesiredPeer, KernelRoute } from "../kernel/types.ts";
+import { visiblePeers } from "../policy/visibility.ts";
+
+/** The mesh range; one covering route for it (lifecycle.md §4.2 step 5, **Decision:**). */
+export const MESH_CIDR = "10.100.0.0/16";
+
+/** Settings that shape the mesh (from config + identity). */
+export interface MeshSettings {
+  readonly ifname: string;
+  readonly listenPort: number;
+  readonly mtu: number;
+  /** Seconds; 0 disables. */
+  readonly keepaliveSec: number;
+  readonly policyDefault: "allow" | "deny";
+  /** config `policy.enabled`; false → every peer visible (nothing to enforce). */
+  readonly policyEnabled: boolean;
+}
+
+/** Who we are. */
+export interface MeshSelf {
+  readonly nodeId: string;
+  readonly meshIp: string;
+  readonly privateKey: string;
+  readonly publicKey: string;
+}
+
+/** The whole desired mesh. */
+export interface MeshDesired {
+  readonly ifname: string;
+  readonly mtu: number;
+  readonly addresses: string[];
+  readonly routes: KernelRoute[];
+  readonly device: DesiredDevice;
+  /** Visible peers by id (the ones on the device). */
+  readonly visible: ReadonlyMap<string, Peer>;
+  /** Public key → peer id for every known peer (for naming corrections). */
+  readonly idByKey: ReadonlyMap<string, string>;
+  /** Policy rules skipped for naming addresses outside the mesh. */
+  readonly skippedRules: Array<{ policyId: string; index: number; reason: string }>;
+}
+
+const inMesh = (cidr: string): boolean => {
+  const [ip = "", plen = "32"] = cidr.split("/");
+  const o = ip.split(".").map(Number);
+  return o[0] === 10 && o[1] === 100 && Number(plen) >= 16;
+};
+
+/** Computes the desired mesh from settings, identity, CP peers and policies. */
+export function computeDesired(settings: MeshSettings, self: MeshSelf, peers: readonly Peer[], policies: readonly Policy[]): MeshDesired {
+  const others = peers.filter((p) => p.id !== self.nodeId && p.public_key !== self.publicKey && p.public_key !== "");
+  const vis = visiblePeers({
+    self: { id: self.nodeId, meshIp: self.meshIp },
+    peers: others.map((p) => ({ id: p.id, meshIp: p.mesh_ip })),
+    policies,
+    defaultAction: settings.policyEnabled ? settings.policyDefault : "allow",
+  });
+  const visible = new Map<string, Peer>();
+  const seenKeys = new Set<string>();
+  const idByKey = new Map<string, string>();
+  for (const p of others) {
+    idByKey.set(p.public_key, p.id);
+    if (!vis.visible.has(p.id) || seenKeys.has(p.public_key) || visible.has(p.id)) continue;
+    seenKeys.add(p.public_key);
+    visible.set(p.id, p);
+  }
+  const devicePeers: DesiredPeer[] = [...visible.values()]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((p) => ({
+      publicKey: p.public_key,
+      presharedKey: p.psk === "" ? null : p.psk,
+      ...(p.endpoint !== "" ? { endpoint: p.endpoint } : {}),
+      allowedIps: p.allowed_ips.length > 0 ? [...p.allowed_ips] : [`${p.mesh_ip}/32`],
+      persistentKeepalive: settings.keepaliveSec,
+    }));
+  const routes: KernelRoute[] = [{ dst: MESH_CIDR, src: self.meshIp }];
+  const extra = new Set<string>();
+  for (const p of devicePeers) for (const a of p.allowedIps) if (!inMesh(a)) extra.add(a);
+  for (const dst of [...extra].sort()) routes.push({ dst });
+  return {
+    ifname: settings.ifname,
+    mtu: settings.mtu,
+    addresses: [`${self.meshIp}/32`],
+    routes,
+    device: { ifname: settings.ifname, privateKey: self.privateKey, listenPort: settings.listenPort, peers: devicePeers },
+    visible,
+    idByKey,
+    skippedRules: vis.skipped,
+  };
+}

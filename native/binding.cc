@@ -272,6 +272,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	InitWg(env, exports);
 	InitSock(env, exports);
 	InitNft(env, exports);
+	InitNftMon(env, exports);
+	InitRaw(env, exports);
 	return exports;
 }
 

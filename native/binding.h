@@ -19,10 +19,14 @@
 
 // Defined in binding_nft.cc (nftables engineer); called from the module init in binding.cc.
 void InitNft(Napi::Env env, Napi::Object exports);
+// Defined in binding_nftmon.cc (policy engineer): nftMonitor, nftGetGen, nftListTables.
+void InitNftMon(Napi::Env env, Napi::Object exports);
 // Per-family initialisers in this addon.
 void InitRtnl(Napi::Env env, Napi::Object exports);
 void InitWg(Napi::Env env, Napi::Object exports);
 void InitSock(Napi::Env env, Napi::Object exports);
+// Defined in binding_raw.cc (NAT traversal): raw UDP socket for STUN from the WireGuard port.
+void InitRaw(Napi::Env env, Napi::Object exports);
 
 namespace plexd {
 

@@ -41,6 +41,19 @@ export function registerControlRoutes(server: ControlSocketServer, s: Supervisor
     if (!s.ctx.registered) throw new ControlError(409, "not_registered", "node is not registered");
     return { body: await s.deregister(flags) };
   });
+  server.route("GET", "/v1/policies", async () => {
+    const st = await s.firewall?.status();
+    if (!st) throw new ControlError(409, "policy_disabled", "policy enforcement is not active (policy.enabled: false, or no nftables here)");
+    return { body: st };
+  });
+  server.route("POST", "/v1/admin/reload", async () => {
+    try {
+      const p = await s.reload();
+      return { body: { changed: p.changed, applied: p.applied, restart_required: p.restartRequired } };
+    } catch (err) {
+      throw new ControlError(422, "reload_failed", (err as Error).message);
+    }
+  });
   registerJournalRoutes(server, s);
 }
 

@@ -28,6 +28,20 @@ export interface DeregisterResult {
   errors: string[];
 }
 
+/** Runs `systemctl <args>`; resolves with the exit code and output. */
+export type SystemctlRunner = (args: string[]) => Promise<{ code: number; output: string }>;
+
+/** The real runner: `systemctl` from PATH, 15 s limit; null when systemctl does not exist. */
+export function systemSystemctl(): SystemctlRunner | null {
+  const bin = Bun.which("systemctl");
+  if (bin === null) return null;
+  return async (args) => {
+    const p = Bun.spawn([bin, ...args], { stdout: "pipe", stderr: "pipe", timeout: 15_000, killSignal: "SIGKILL" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, output: `${out}${err}`.trim() };
+  };
+}
+
 /** Collaborators. */
 export interface DeregisterDeps {
   readonly api: CpApi;
@@ -39,6 +53,10 @@ export interface DeregisterDeps {
   readonly log: Logger;
   /** Called before purge so the DB and files can be closed. */
   readonly beforePurge?: () => Promise<void> | void;
+  /** Called once teardown is certain (stop loops that would re-apply the mesh). */
+  readonly beforeTeardown?: () => Promise<void> | void;
+  /** `systemctl` for `--purge` (`disable plexd.service`) [systemSystemctl()]; null = skip. */
+  readonly systemctl?: SystemctlRunner | null;
   readonly retry?: RetryDeps;
   readonly progress?: (line: string) => void;
 }
@@ -67,6 +85,7 @@ export async function deregisterNode(d: DeregisterDeps, flags: DeregisterFlags):
     }
     step(`control plane unreachable (${why}); continuing because of --force`);
   }
+  await d.beforeTeardown?.();
   const t = await d.mesh.teardown();
   for (const c of t.corrections) step(`removed ${c.detail}`);
   for (const e of t.errors) res.errors.push(`${e.step}: ${e.message}`);
@@ -83,10 +102,24 @@ export async function deregisterNode(d: DeregisterDeps, flags: DeregisterFlags):
     }
     res.purged = true;
     step(`purged ${d.dataDir}`);
+    await disableUnit(d, step);
   } else {
     step("local state kept (identity, caches, journal)");
   }
   return res;
+}
+
+/** `systemctl disable plexd.service` when systemctl exists; a failure is logged, not fatal. */
+async function disableUnit(d: DeregisterDeps, step: (s: string) => void): Promise<void> {
+  const run = d.systemctl === undefined ? systemSystemctl() : d.systemctl;
+  if (run === null) return;
+  try {
+    const r = await run(["disable", "plexd.service"]);
+    if (r.code === 0) step("systemctl disable plexd.service");
+    else d.log.warn("systemctl disable plexd.service failed (ignored)", { code: r.code, output: r.output.slice(0, 500) });
+  } catch (err) {
+    d.log.warn("systemctl disable plexd.service failed (ignored)", { error: (err as Error).message });
+  }
 }
 
 /** Deletes everything inside data_dir (the directory itself stays, 0700). */

@@ -27,6 +27,12 @@ export interface ReconcilerDeps {
   readonly onFailure: (err: CpError) => void;
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * Firewall read-back (the Enforcer's `reconcile()`): the apply inside `mesh.apply()` may diff
+   * against memory while the ruleset generation is unchanged; every cycle also reads the table
+   * back so drift is found even without a monitor event. Returns `firewall_restored` items.
+   */
+  readonly firewall?: { reconcile(): Promise<Correction[]> };
 }
 
 /** Result of one cycle. */
@@ -75,10 +81,27 @@ export class Reconciler {
       if (r.error.status === 401) d.on401();
       else d.onFailure(r.error);
       d.log.warn("reconcile: state fetch failed; keeping the applied configuration", { reason, kind: r.error.kind, status: r.error.status });
-      return { ok: false, corrections: [], errors: [{ step: "state", message: r.error.message }], driftSent: false };
+      // "Keeping the applied configuration" includes the firewall: repair it locally (offline).
+      const corrections: Correction[] = [];
+      const errors: CycleResult["errors"] = [{ step: "state", message: r.error.message }];
+      await this.#firewallReadBack(corrections, errors);
+      if (corrections.length > 0) d.log.warn("reconcile: firewall restored while the control plane is unreachable (not reported)");
+      return { ok: false, corrections, errors, driftSent: false };
     }
     d.onSuccess();
     return this.applyState(r.value, reason);
+  }
+
+  async #firewallReadBack(corrections: Correction[], errors: CycleResult["errors"]): Promise<void> {
+    const fw = this.#d.firewall;
+    if (!fw) return;
+    try {
+      for (const c of await fw.reconcile()) {
+        if (c.type === "firewall_restored" && !corrections.some((x) => x.type === c.type)) corrections.push(c);
+      }
+    } catch (err) {
+      errors.push({ step: "firewall", message: (err as Error).message });
+    }
   }
 
   /** Steps 2–7 for a fetched state (also used by tests). */
@@ -99,6 +122,7 @@ export class Reconciler {
     const applied = await d.mesh.apply();
     corrections.push(...applied.corrections);
     errors.push(...applied.errors);
+    if (!applied.errors.some((e) => e.step === "firewall")) await this.#firewallReadBack(corrections, errors);
     const guard = (step: string, fn: () => void) => {
       try {
         fn();

@@ -91,7 +91,7 @@ test("start order, register from token file, configure, connect; SIGTERM leaves 
 test("restart with identity configures from cache before any CP call", async () => {
   const { config } = buildConfig({
     path: "/x",
-    text: [`api: http://127.0.0.1:1`, `data_dir: ${join(dir, "data")}`, "mesh: {interface: plexdt0}", "token: {metadata: false}", "policy: {default: allow}", "shutdown: {drain_timeout: 1s}"].join("\n"),
+    text: [`api: http://127.0.0.1:1`, `data_dir: ${join(dir, "data")}`, "mesh: {interface: plexdt0}", "token: {metadata: false}", "policy: {default: allow}", "nat_traversal: {enabled: false}", "shutdown: {drain_timeout: 1s}"].join("\n"),
   });
   // Identity + cache as a previous run left them.
   const { persistIdentity } = await import("../identity/index.ts");

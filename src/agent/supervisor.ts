@@ -18,12 +18,14 @@ import type { CapabilitiesPayload } from "../controlplane/types.ts";
 import { NonceStore } from "../events/nonce-store.ts";
 import { EventStream, type StreamFailure } from "../events/stream.ts";
 import { loadIdentity, TokenError, RegistrationError, type Identity } from "../identity/index.ts";
-import { DEFAULT_JOURNAL_OPTIONS, Dispatcher, Journal } from "../journal/index.ts";
+import { DEFAULT_JOURNAL_OPTIONS, Dispatcher, Journal, Outbox } from "../journal/index.ts";
 import type { NativeAddon } from "../kernel/addon-api.ts";
 import type { Kernel } from "../kernel/types.ts";
 import type { Logger } from "../log/index.ts";
 import { readMeshCache } from "../mesh/cache.ts";
 import { MeshController } from "../mesh/controller.ts";
+import type { NatDiscovery, NatDiscoveryOptions } from "../nat/index.ts";
+import { nftTarget, systemFirewalld, type FirewallTarget, type FirewalldControl } from "../policy/index.ts";
 import { ensurePrivateDir, openDatabase } from "../store/index.ts";
 import { formatChecksum } from "../util/checksum.ts";
 import { VERSION } from "../version.ts";
@@ -31,13 +33,16 @@ import { AuthMonitor } from "./auth.ts";
 import { ControlSocketServer } from "./control-socket.ts";
 import { registerControlRoutes } from "./control-routes.ts";
 import { CpMonitor } from "./cp-monitor.ts";
-import { deregisterNode, type DeregisterFlags, type DeregisterResult } from "./deregister.ts";
+import { deregisterNode, type DeregisterFlags, type DeregisterResult, type SystemctlRunner } from "./deregister.ts";
+import { AgentFirewall } from "./firewall.ts";
 import { createHandlers } from "./handlers.ts";
 import { HeartbeatLoop } from "./heartbeat.ts";
-import { checkBinaryBaseline } from "./integrity.ts";
+import { binaryViolationEntry, checkBinaryBaseline, outboxSender, type BaselineResult } from "./integrity.ts";
+import { createNatDiscovery, peerKeepaliveSec } from "./nat.ts";
 import { NodeContext } from "./node-context.ts";
 import { NodeStateStore } from "./node-state.ts";
 import { Reconciler } from "./reconcile.ts";
+import { planReload, type ReloadPlan } from "./reload.ts";
 import { TokenMailbox, waitAndRegister } from "./registration.ts";
 import { KeyRotator } from "./rotation.ts";
 import { CycleScheduler } from "./scheduler.ts";
@@ -79,6 +84,18 @@ export interface SupervisorOptions {
   /** Capability payload builder (the actions subsystem supplies the real one). */
   readonly capabilities?: (binaryChecksum: string) => CapabilitiesPayload;
   readonly now?: () => number;
+  /** Re-reads the configuration (same file, env and flags as at start) for SIGHUP. */
+  readonly reloadConfig?: () => Promise<Config>;
+  /** nftables target for `inet plexd` [nftTarget(addon) when an addon is loaded, else none]. */
+  readonly firewallTarget?: (addon: NativeAddon | null) => FirewallTarget | null;
+  /** firewalld control [systemFirewalld()]; null = do not manage firewalld. */
+  readonly firewalld?: FirewalldControl | null;
+  /** NatDiscovery test seams (transport, resolver, clock, local addresses). */
+  readonly natOverrides?: Partial<NatDiscoveryOptions>;
+  /** sd_notify [addon.sdNotify]. */
+  readonly notify?: (state: string) => void;
+  /** `systemctl` for `deregister --purge` [spawns systemctl when it exists]. */
+  readonly systemctl?: SystemctlRunner | null;
 }
 
 /** Default capability payload until the actions subsystem provides its builder. */
@@ -124,8 +141,14 @@ export class Supervisor {
   scheduler: CycleScheduler | undefined;
   rotator: KeyRotator | undefined;
   auth: AuthMonitor | undefined;
+  firewall: AgentFirewall | undefined;
+  nat: NatDiscovery | undefined;
+  outbox: Outbox | undefined;
   binaryChecksum = "";
-  nat: { type: string; public_endpoint: string | null } = { type: "unknown", public_endpoint: null };
+  #config: Config;
+  #integrityViolation: BaselineResult | undefined;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #lastKeepalive: number | undefined;
   #stop = new AbortController();
   #stopRequested: { deregister?: DeregisterFlags } | undefined;
   #stopped: Promise<number> | undefined;
@@ -136,11 +159,12 @@ export class Supervisor {
 
   constructor(opts: SupervisorOptions) {
     this.o = opts;
+    this.#config = opts.config;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     const c = opts.config;
-    this.cpMonitor = new CpMonitor(() => c.heartbeat.interval, this.now);
+    this.cpMonitor = new CpMonitor(() => this.config.heartbeat.interval, this.now);
     this.http = new HttpClient({
       baseUrl: c.api.url,
       auth: () => this.ctx.bearer(),
@@ -154,8 +178,9 @@ export class Supervisor {
     this.nodeState = new NodeStateStore(c.data_dir);
   }
 
+  /** The running configuration (replaced by a reload; only keys marked R change). */
   get config(): Config {
-    return this.o.config;
+    return this.#config;
   }
 
   /** Requests a normal stop (SIGTERM/SIGINT). */
@@ -174,10 +199,26 @@ export class Supervisor {
 
   #notify(state: string): void {
     try {
-      this.addon?.sdNotify(state);
+      if (this.o.notify) this.o.notify(state);
+      else this.addon?.sdNotify(state);
     } catch {
       /* no systemd */
     }
+  }
+
+  /**
+   * systemd watchdog (lifecycle.md §1): `WATCHDOG=1` every WATCHDOG_USEC/2 from a timer on the
+   * supervisor's event loop — a blocked loop sends nothing and systemd restarts the service.
+   */
+  #startWatchdog(): void {
+    const usec = Number(this.o.env.WATCHDOG_USEC ?? "");
+    const pid = this.o.env.WATCHDOG_PID;
+    if (!Number.isFinite(usec) || usec <= 0) return;
+    if (pid !== undefined && pid !== "" && Number(pid) !== process.pid) return;
+    const every = Math.max(1, Math.floor(usec / 2000));
+    this.#notify("WATCHDOG=1");
+    this.#watchdog = setInterval(() => this.#notify("WATCHDOG=1"), every);
+    this.log.debug("systemd watchdog enabled", { interval_ms: every });
   }
 
   /** Status snapshot for the control socket. */
@@ -229,6 +270,7 @@ export class Supervisor {
     } catch (err) {
       throw new AgentStartError("addon", `native addon: ${(err as Error).message}`, 1, { cause: err });
     }
+    this.#startWatchdog();
     // 4. plexd.db.
     try {
       this.db = openDatabase(join(c.data_dir, "plexd.db"), { snapshotDir: join(c.data_dir, "upgrade") });
@@ -243,6 +285,8 @@ export class Supervisor {
         const r = checkBinaryBaseline(c.data_dir, this.o.binaryPath ?? (c.integrity.binary_path || "/proc/self/exe"));
         this.binaryChecksum = formatChecksum(r.actual, c.compat.profile);
         if (r.status === "mismatch") {
+          // Queued through the durable outbox once the identity (node id) and outbox exist.
+          this.#integrityViolation = r;
           this.log.error("integrity violation: running binary differs from the recorded baseline", { path: r.path, expected: r.expected, actual: r.actual });
         }
       } catch (err) {
@@ -262,18 +306,32 @@ export class Supervisor {
     } catch (err) {
       throw new AgentStartError("kernel", `kernel backend: ${(err as Error).message}`, 1, { cause: err });
     }
+    // Policy enforcement: the one nftables path (Enforcer over the FirewallTarget).
+    this.firewall = new AgentFirewall({
+      target: (this.o.firewallTarget ?? ((a) => (a ? nftTarget(a) : null)))(this.addon),
+      config: () => this.config,
+      log: this.log.with({ subsystem: "policy" }),
+      firewalld: this.o.firewalld === undefined ? systemFirewalld() : this.o.firewalld,
+      now: this.now,
+    });
+    this.firewall.startWatch();
     this.mesh = new MeshController({
       kernel: this.kernel,
       dataDir: c.data_dir,
       logger: this.log.with({ subsystem: "mesh" }),
-      settings: () => ({
-        ifname: c.mesh.interface,
-        listenPort: c.mesh.listen_port,
-        mtu: c.mesh.mtu,
-        keepaliveSec: Math.round(c.mesh.persistent_keepalive / 1000),
-        policyDefault: c.policy.default,
-        policyEnabled: c.policy.enabled,
-      }),
+      firewall: this.firewall,
+      settings: () => {
+        const cur = this.config;
+        this.#lastKeepalive = peerKeepaliveSec(cur, this.nat);
+        return {
+          ifname: cur.mesh.interface,
+          listenPort: cur.mesh.listen_port,
+          mtu: cur.mesh.mtu,
+          keepaliveSec: this.#lastKeepalive,
+          policyDefault: cur.policy.default,
+          policyEnabled: cur.policy.enabled,
+        };
+      },
       self: () => {
         const id = this.ctx.identity;
         return { nodeId: id.nodeId, meshIp: id.meshIp, privateKey: id.privateKey, publicKey: id.publicKey };
@@ -300,11 +358,46 @@ export class Supervisor {
       await this.#register();
     }
     this.#initSigning();
+    // NAT before configuring: its cached type decides the keepalive, its cached "endpoints we
+    // wrote" feed the roaming rule of the first apply.
+    this.#initNat();
     await this.#configure();
-    this.#setPhase("nat_discovery");
-    // NAT discovery (STUN) is another issue: record `unknown` and move on (§5 failure path).
-    this.nat = { type: "unknown", public_endpoint: null };
+    await this.#discoverNat();
     this.#connect();
+  }
+
+  #initNat(): void {
+    const mesh = this.mesh!;
+    this.nat = createNatDiscovery({
+      config: this.config,
+      addon: this.addon,
+      api: this.api,
+      nodeId: () => this.ctx.identity.nodeId,
+      mesh,
+      keepaliveSec: () => peerKeepaliveSec(this.config, this.nat),
+      log: this.log.with({ subsystem: "nat" }),
+      onCpSuccess: () => this.cpMonitor.success(),
+      onCycle: (r) => {
+        // A new NAT type can change every peer's keepalive (keepaliveFor): re-apply then.
+        if (r.ok && this.#lastKeepalive !== undefined && peerKeepaliveSec(this.config, this.nat) !== this.#lastKeepalive) void mesh.apply();
+      },
+      ...(this.o.natOverrides ? { overrides: this.o.natOverrides } : {}),
+    });
+    mesh.seedWrittenEndpoints(this.nat.state().appliedEndpoints);
+  }
+
+  /** `nat_discovery` (§5): first STUN result reported, or failed; 15 s total; failure → unknown. */
+  async #discoverNat(): Promise<void> {
+    this.#setPhase("nat_discovery");
+    const nat = this.nat;
+    if (!nat || !this.config.nat_traversal.enabled) return;
+    const limit = 15_000;
+    const r = await Promise.race([
+      nat.discover({ reason: "start", deadlineMs: limit }),
+      delay(limit + 1_000, this.#stop.signal).then(() => ({ ok: false as const, reason: "nat_discovery exceeded 15 s" })),
+    ]);
+    if (r.ok) this.log.info("NAT discovery", { nat_type: r.natType, public_endpoint: r.publicEndpoint, reported: r.reported });
+    else this.log.warn("NAT discovery failed; continuing with nat type unknown", { reason: r.reason });
   }
 
   #initSigning(): void {
@@ -406,6 +499,7 @@ export class Supervisor {
         else {
           this.#startStream();
           reconcileNow("auth_restored");
+          this.outbox?.kick();
           void this.rotator?.resumeIfPending();
         }
       },
@@ -426,10 +520,11 @@ export class Supervisor {
       on401: () => auth.report401("state"),
       onFailure: (e) => this.cpMonitor.failure(e),
       log: log.with({ subsystem: "reconcile" }),
+      ...(this.firewall ? { firewall: this.firewall } : {}),
     });
     const reconciler = this.reconciler;
     this.scheduler = new CycleScheduler({
-      intervalMs: () => c.reconcile.interval,
+      intervalMs: () => this.config.reconcile.interval,
       jitter: c.schedule.jitter,
       cycle: async (reason) => {
         await reconciler.cycle(reason);
@@ -438,18 +533,23 @@ export class Supervisor {
     });
     this.heartbeat = new HeartbeatLoop({
       api: this.api,
-      intervalMs: () => c.heartbeat.interval,
+      intervalMs: () => this.config.heartbeat.interval,
       jitter: c.schedule.jitter,
       log: log.with({ subsystem: "heartbeat" }),
-      facts: async () => ({
-        nodeId: this.ctx.identity.nodeId,
-        status: (await this.status()).health.status,
-        uptimeMs: this.now() - this.startedAt,
-        binaryChecksum: this.binaryChecksum,
-        iface: c.mesh.interface,
-        listenPort: c.mesh.listen_port,
-        peerCount: await mesh.peerCount(),
-      }),
+      facts: async () => {
+        // protocol.md §6.3: `nat` omitted until the first STUN result.
+        const nat = this.config.nat_traversal.enabled ? this.nat?.heartbeatNat() : undefined;
+        return {
+          nodeId: this.ctx.identity.nodeId,
+          status: (await this.status()).health.status,
+          uptimeMs: this.now() - this.startedAt,
+          binaryChecksum: this.binaryChecksum,
+          iface: c.mesh.interface,
+          listenPort: c.mesh.listen_port,
+          peerCount: await mesh.peerCount(),
+          ...(nat ? { nat } : {}),
+        };
+      },
       onSuccess: () => {
         this.cpMonitor.success();
         auth.reportSuccess();
@@ -507,6 +607,33 @@ export class Supervisor {
       }, 3_600_000),
     );
 
+    // Durable outbox: things owed to the CP (integrity violations here), drained with backoff.
+    this.outbox = new Outbox({
+      db: this.db!,
+      nodeId: () => this.ctx.identity.nodeId,
+      send: outboxSender(this.api, () => this.ctx.identity.nodeId),
+      log: log.with({ subsystem: "outbox" }),
+      now: this.now,
+    });
+    if (this.#integrityViolation) {
+      const v = this.#integrityViolation;
+      this.#integrityViolation = undefined;
+      try {
+        this.outbox.enqueue(binaryViolationEntry(v, this.now(), this.ctx.identity.nodeId, (h) => formatChecksum(h, c.compat.profile)));
+      } catch (err) {
+        log.error("integrity violation could not be queued", { error: (err as Error).message });
+      }
+    }
+    this.outbox.start();
+    // §5.5 / §6: offline → online refreshes NAT (re-sends a pending report) and kicks the outbox.
+    this.cpMonitor.onChange((now, prev) => {
+      if (prev !== "offline" || now !== "online" || this.phase !== "connected") return;
+      log.info("control plane reachable again");
+      this.outbox?.kick();
+      if (this.config.nat_traversal.enabled) void this.nat?.trigger("offline_to_online");
+    });
+    if (this.config.nat_traversal.enabled) this.nat?.start();
+
     this.heartbeat.start();
     this.scheduler.start();
     this.#startStream();
@@ -536,6 +663,7 @@ export class Supervisor {
         this.cpMonitor.success();
         this.auth?.reportSuccess();
         this.scheduler?.trigger("sse_connected");
+        this.outbox?.kick();
       },
       onFailure: (f: StreamFailure) => this.#onStreamFailure(f),
       onStateChange: (s, prev) => log.debug("event stream state", { from: prev, to: s }),
@@ -615,6 +743,53 @@ export class Supervisor {
   }
 
   // ------------------------------------------------------------------------------------------
+  // Reload (SIGHUP = service.reload_config, lifecycle.md §14.1)
+
+  /**
+   * Re-reads the configuration; keys marked R apply live, every other changed key keeps its
+   * running value and is reported as restart_required. An invalid file changes nothing.
+   */
+  async reload(): Promise<ReloadPlan> {
+    const load = this.o.reloadConfig;
+    if (!load) throw new Error("configuration reload is not available in this process");
+    let loaded: Config;
+    try {
+      loaded = await load();
+    } catch (err) {
+      this.log.error("configuration reload failed; keeping the running configuration", { error: (err as Error).message });
+      throw err;
+    }
+    const plan = planReload(this.config, loaded);
+    this.#config = plan.next;
+    const c = this.config;
+    const has = (prefix: string) => plan.applied.some((k) => k === prefix || k.startsWith(`${prefix}.`));
+    if (has("log_level")) this.log.setLevel(c.log_level);
+    if (has("log_format")) this.log.warn("log_format changes take effect after a restart of this build", { log_format: c.log_format });
+    if (has("nat_traversal")) {
+      await this.nat?.stop();
+      if (this.mesh && this.ctx.registered) {
+        this.#initNat();
+        if (this.phase === "connected" && c.nat_traversal.enabled) {
+          this.nat!.start();
+          void this.nat!.trigger("reload");
+        }
+      }
+    }
+    if (has("policy.default") || has("policy.log_denied")) {
+      await this.firewall?.reload().catch((err) => this.log.error("firewall reload failed", { error: (err as Error).message }));
+    }
+    if (this.mesh && this.ctx.registered && (has("policy") || has("mesh.persistent_keepalive") || has("nat_traversal"))) {
+      const r = await this.mesh.apply();
+      if (r.errors.length > 0) this.log.warn("mesh apply after reload had failing steps", { errors: r.errors });
+    }
+    this.log.info("configuration reloaded", { changed: plan.changed, applied: plan.applied });
+    if (plan.restartRequired.length > 0) {
+      this.log.warn("configuration keys changed that need a restart; running values kept", { restart_required: plan.restartRequired });
+    }
+    return plan;
+  }
+
+  // ------------------------------------------------------------------------------------------
   // join / deregister from the control socket
 
   /** `plexd join` handed a token to the daemon. */
@@ -661,6 +836,11 @@ export class Supervisor {
         dataDir: this.config.data_dir,
         tokenFiles: [this.config.token.file, ...(this.o.explicitTokenFile ? [this.o.explicitTokenFile] : [])],
         log: this.log,
+        ...(this.o.systemctl !== undefined ? { systemctl: this.o.systemctl } : {}),
+        // No reconcile, NAT write or firewall repair may rebuild what teardown removes.
+        beforeTeardown: async () => {
+          await Promise.all([this.scheduler?.stop(), this.nat?.stop(), this.firewall?.stop()]);
+        },
         beforePurge: async () => {
           await this.#stopLoops();
           this.db?.close();
@@ -694,7 +874,7 @@ export class Supervisor {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     this.auth?.close();
-    await Promise.all([this.heartbeat?.stop(), this.scheduler?.stop(), this.stream?.stop()]);
+    await Promise.all([this.heartbeat?.stop(), this.scheduler?.stop(), this.stream?.stop(), this.nat?.stop(), this.outbox?.stop()]);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -723,7 +903,12 @@ export class Supervisor {
   }
 
   async #closeAll(): Promise<void> {
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
     await this.control.close().catch(() => undefined);
+    await this.nat?.stop().catch(() => undefined);
+    // The table stays (fail closed while the agent is down); only the watch ends.
+    await this.firewall?.stop().catch(() => undefined);
     this.signing?.close();
     // Leave the interface and table in place: kernel backend keeps forwarding; the userspace
     // wireguard-go ends with the service (its TUN link goes with it).

@@ -1,5 +1,6 @@
 /** Shared agent vocabulary: phases, orthogonal states and the status snapshot (lifecycle.md §1). */
 import type { StreamState } from "../events/stream.ts";
+import type { NatStatus } from "./nat.ts";
 
 /** Phase machine of lifecycle.md §1. */
 export type Phase = "starting" | "registering" | "configuring" | "nat_discovery" | "connected" | "stopping" | "deregistering";
@@ -12,7 +13,7 @@ export type AuthState = "ok" | "unauthorized";
 
 /** A named health problem (operations.md §5 indicator shape, reduced). */
 export interface HealthProblem {
-  readonly indicator: "mesh" | "control_plane" | "nat" | "agent";
+  readonly indicator: "mesh" | "control_plane" | "nat" | "firewall" | "agent";
   readonly severity: "degraded" | "unhealthy";
   readonly message: string;
 }
@@ -29,8 +30,10 @@ export interface StatusSnapshot {
   sse: { state: StreamState; reconnects_total: number; last_connected_at: string | null; last_event_id: string | null };
   heartbeat: { last_sent_at: string | null; last_ok_at: string | null; age_seconds: number | null; consecutive_failures: number };
   reconcile: { last_run_at: string | null; last_ok_at: string | null; runs: number; last_corrections: number };
-  nat: { type: string; public_endpoint: string | null };
-  peers: { up: number; total: number; visible: number };
+  nat: NatStatus;
+  firewall: { enabled: boolean; last_applied_at: string | null; last_restored_at: string | null; last_error: string | null };
+  /** `list`: every configured peer with the kernel's endpoint and last handshake. */
+  peers: { up: number; total: number; visible: number; list: Array<{ id: string; public_key: string; endpoint: string | null; last_handshake: string | null }> };
   health: { status: "healthy" | "degraded" | "unhealthy"; problems: HealthProblem[] };
   uptime_seconds: number;
   version: string;

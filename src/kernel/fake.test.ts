@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { NativeError } from "./errors.ts";
 import { FakeKernel } from "./fake.ts";
 import { generateKeyPair } from "./keys.ts";
 import type { DesiredDevice } from "./types.ts";
@@ -73,10 +74,12 @@ describe("FakeKernel WireGuard", () => {
 });
 
 describe("FakeKernel failure injection", () => {
-  test("next call fails with a NativeError-shaped error, then works", async () => {
+  test("next call fails with a real NativeError, then works", async () => {
     const k = await ready();
     k.failNext("applyDevice", { code: "EPERM", errno: 1 });
-    await expect(k.applyDevice(want([]))).rejects.toMatchObject({ name: "NativeError", code: "EPERM", errno: 1, op: "applyDevice" });
+    const err = await k.applyDevice(want([])).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NativeError);
+    expect(err).toMatchObject({ name: "NativeError", code: "EPERM", errno: 1, op: "applyDevice", object: "plexd0" });
     await expect(k.applyDevice(want([]))).resolves.toMatchObject({ privateKey: true });
   });
 
@@ -101,7 +104,7 @@ describe("FakeKernel failure injection", () => {
   });
 });
 
-describe("FakeKernel links, routes, firewall", () => {
+describe("FakeKernel links, routes, targeted peer writes", () => {
   test("ensureInterface adopts; foreign kind is an error", async () => {
     const k = await ready();
     expect(await k.ensureInterface("plexd0", { mtu: 1380 })).toBe("adopted");
@@ -121,12 +124,18 @@ describe("FakeKernel links, routes, firewall", () => {
     await expect(k.setAddresses("nope0", [])).rejects.toMatchObject({ code: "NO_DEVICE" });
   });
 
-  test("firewall pass-through stores a copy; delete removes link and device", async () => {
+  test("updatePeers is update-only and applies sections in order; delete removes link and device", async () => {
     const k = await ready();
-    const batch = { table: "plexd", rules: [1, 2] };
-    await k.applyFirewall(batch);
-    batch.rules.push(3);
-    expect(await k.readFirewall()).toEqual({ table: "plexd", rules: [1, 2] });
+    await k.applyDevice(want([{ publicKey: a, allowedIps: ["10.100.0.2/32"], persistentKeepalive: 25 }]));
+    await k.updatePeers("plexd0", [
+      { publicKey: a, endpoint: "192.0.2.7:51820", persistentKeepalive: 0 },
+      { publicKey: a, persistentKeepalive: 25 },
+      { publicKey: b, endpoint: "192.0.2.8:51820" },
+    ]);
+    const d = await k.readDevice("plexd0");
+    expect(d?.peers.map((p) => [p.publicKey, p.endpoint, p.persistentKeepalive])).toEqual([[a, "192.0.2.7:51820", 25]]);
+    k.failNext("updatePeers", { code: "ENODEV" });
+    await expect(k.updatePeers("plexd0", [])).rejects.toBeInstanceOf(NativeError);
     await k.deleteInterface("plexd0");
     expect(await k.readInterface("plexd0")).toBeNull();
     expect(await k.readDevice("plexd0")).toBeNull();

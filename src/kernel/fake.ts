@@ -4,11 +4,12 @@
  * device applies a WgSet with WireGuard's semantics (update_only, remove, replace_allowed_ips,
  * an allowed IP belongs to one peer only), so what passes here means the same thing there.
  *
- * Failure injection: `failNext(op, { code })` makes the next call of `op` reject with an error
- * shaped like the addon's NativeError (name, code, errno, op); `afterPeers` makes an
+ * Failure injection: `failNext(op, { code })` makes the next call of `op` reject with the
+ * addon's own NativeError (errors.ts: code, errno, op, object); `afterPeers` makes an
  * applyDevice fail part-way like a non-atomic UAPI `set`.
  */
 import { normaliseCidr } from "./cidr.ts";
+import { NativeError } from "./errors.ts";
 import { checkIfname, KernelError } from "./kernel-error.ts";
 import { publicKeyOf } from "./keys.ts";
 import { normaliseIfAddr } from "./links.ts";
@@ -17,8 +18,6 @@ import type {
   DesiredDevice,
   DeviceChanges,
   EnsureResult,
-  FirewallBatch,
-  FirewallDump,
   InterfaceOptions,
   InterfaceState,
   Kernel,
@@ -27,6 +26,7 @@ import type {
   WgDevice,
   WgPeer,
   WgSet,
+  WgSetPeer,
 } from "./types.ts";
 import { applyWithDriver, type WgDriver } from "./wg-apply.ts";
 
@@ -39,8 +39,7 @@ export type FakeOp =
   | "setAddresses"
   | "setRoutes"
   | "readInterface"
-  | "applyFirewall"
-  | "readFirewall";
+  | "updatePeers";
 
 /** An injected failure. */
 export interface FakeFailure {
@@ -53,16 +52,9 @@ export interface FakeFailure {
   times?: number;
 }
 
-/** Error thrown by injected failures; same shape as the addon's NativeError. */
-export class FakeNativeError extends Error {
-  override readonly name = "NativeError";
-  constructor(
-    readonly op: string,
-    readonly code: string,
-    readonly errno: number,
-  ) {
-    super(`${op}: ${code} (injected)`);
-  }
+/** The error an injected failure rejects with: a real NativeError, as the addon would throw. */
+export function injectedError(op: string, code: string, errno = 0, object = ""): NativeError {
+  return new NativeError(`${op}: ${code} (injected)`, { code, errno, op, object });
 }
 
 interface FakeLink {
@@ -85,7 +77,6 @@ export class FakeKernel implements Kernel {
   readonly calls: string[] = [];
   /** Number of WgSet writes that reached the device (a no-change apply writes nothing). */
   writes = 0;
-  firewall: FirewallDump = null;
   closed = false;
   private readonly links = new Map<string, FakeLink>();
   private readonly devices = new Map<string, WgDevice>();
@@ -105,7 +96,7 @@ export class FakeKernel implements Kernel {
     if ((f.times ?? 1) <= 1) this.failures.delete(op);
     else f.times = (f.times ?? 1) - 1;
     if (f.afterPeers !== undefined && op === "applyDevice") return f;
-    throw new FakeNativeError(op, f.code, f.errno ?? 0);
+    throw injectedError(op, f.code, f.errno, what);
   }
 
   /** Test helper: creates a link of any kind (e.g. a foreign "veth" holding the mesh name). */
@@ -148,7 +139,7 @@ export class FakeKernel implements Kernel {
         if (!d) throw new KernelError("NO_DEVICE", `no device ${ifname}`);
         this.writes++;
         applySet(d, set, failure?.afterPeers);
-        if (failure) throw new FakeNativeError("applyDevice", failure.code, failure.errno ?? 0);
+        if (failure) throw injectedError("applyDevice", failure.code, failure.errno, ifname);
       },
     };
     return applyWithDriver(driver, desired, opts);
@@ -219,14 +210,12 @@ export class FakeKernel implements Kernel {
     return [...this.need(ifname).routes.keys()];
   }
 
-  async applyFirewall(batch: FirewallBatch): Promise<void> {
-    this.check("applyFirewall", "");
-    this.firewall = structuredClone(batch);
-  }
-
-  async readFirewall(): Promise<FirewallDump> {
-    this.check("readFirewall", "");
-    return structuredClone(this.firewall);
+  async updatePeers(ifname: string, peers: WgSetPeer[]): Promise<void> {
+    this.check("updatePeers", ifname);
+    const d = this.devices.get(ifname);
+    if (!d) throw new KernelError("NO_DEVICE", `no device ${ifname}`);
+    this.writes++;
+    applySet(d, { peers: peers.map((p) => ({ ...p, updateOnly: true })) });
   }
 
   async close(): Promise<void> {

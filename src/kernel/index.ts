@@ -1,7 +1,7 @@
 /**
  * Builds the Kernel: picks the WireGuard backend (lifecycle.md §4.1) and wires the shared
  * pieces — rtnetlink links (addon) for both backends, WireGuard via genetlink (addon) or
- * wireguard-go UAPI, nftables as a pass-through to the addon.
+ * wireguard-go UAPI. nftables goes through policy/target.ts (NftTable), not through here.
  */
 import { randomBytes } from "node:crypto";
 import type { NativeAddon } from "./addon-api.ts";
@@ -12,8 +12,6 @@ import type {
   DesiredDevice,
   DeviceChanges,
   EnsureResult,
-  FirewallBatch,
-  FirewallDump,
   InterfaceOptions,
   InterfaceState,
   Kernel,
@@ -21,6 +19,7 @@ import type {
   KernelRoute,
   SetResult,
   WgDevice,
+  WgSetPeer,
 } from "./types.ts";
 import { DEFAULT_SOCKET_DIR, UapiClient } from "./uapi.ts";
 import { applyWithDriver, type WgDriver } from "./wg-apply.ts";
@@ -31,7 +30,7 @@ export type * from "./types.ts";
 export { FakeKernel } from "./fake.ts";
 export { KernelError } from "./kernel-error.ts";
 export { UapiError } from "./uapi-codec.ts";
-export { diffDevice, keepRoamedEndpoint } from "./wg-diff.ts";
+export { diffDevice, keepRoamedEndpoint, ROAMING_WINDOW_MS, type LastWrittenEndpoint } from "./wg-diff.ts";
 
 /** Options of createKernel; defaults in brackets. */
 export interface CreateKernelOptions {
@@ -106,11 +105,6 @@ class RealKernel implements Kernel {
   private rtnl(): RtnlLinks {
     if (!this.links) throw new KernelError("NO_ADDON", "link, address and route operations need the native addon");
     return this.links;
-  }
-
-  private addon(): NativeAddon {
-    if (!this.opts.addon) throw new KernelError("NO_ADDON", "firewall operations need the native addon");
-    return this.opts.addon;
   }
 
   async readDevice(ifname: string): Promise<WgDevice | null> {
@@ -197,12 +191,9 @@ class RealKernel implements Kernel {
     return this.rtnl().readInterface(ifname);
   }
 
-  async applyFirewall(batch: FirewallBatch): Promise<void> {
-    return this.addon().nftApply(batch);
-  }
-
-  async readFirewall(): Promise<FirewallDump> {
-    return this.addon().nftDump("inet", "plexd");
+  async updatePeers(ifname: string, peers: WgSetPeer[]): Promise<void> {
+    checkIfname(ifname);
+    await this.driver.set(ifname, { peers: peers.map((p) => ({ ...p, updateOnly: true })) });
   }
 
   async close(): Promise<void> {

@@ -159,17 +159,11 @@ export interface SetResult {
 /** What `ensureInterface` did. */
 export type EnsureResult = "created" | "adopted";
 
-/**
- * nftables batch and dump shapes are owned by firewall-api.ts (nftables engineer); typed as
- * unknown until that file exists. The kernel layer passes them through untouched.
- */
-export type FirewallBatch = unknown;
-/** See FirewallBatch. */
-export type FirewallDump = unknown;
-
 /** The agent's single kernel seam. */
 export interface Kernel {
   readonly backend: KernelBackend;
+  // nftables is not part of this seam: the policy Enforcer's FirewallTarget (policy/target.ts,
+  // over kernel/nft.ts NftTable) is the one path that writes `inet plexd`.
 
   /** Reads the WireGuard device; null when the interface (or its UAPI socket) is absent. */
   readDevice(ifname: string): Promise<WgDevice | null>;
@@ -195,10 +189,12 @@ export interface Kernel {
   /** Reads the link; null when absent. */
   readInterface(ifname: string): Promise<InterfaceState | null>;
 
-  /** Replaces the plexd table as one batch (firewall-api.ts shape). */
-  applyFirewall(batch: FirewallBatch): Promise<void>;
-  /** Dumps the plexd table (firewall-api.ts shape). */
-  readFirewall(): Promise<FirewallDump>;
+  /**
+   * One update-only write of the given peer sections, in order (a peer that is not on the
+   * device is not added). For targeted writes outside the whole-device diff: the NAT endpoint
+   * refresh with its keepalive hole punch (docs/decisions.md "NAT traversal").
+   */
+  updatePeers(ifname: string, peers: WgSetPeer[]): Promise<void>;
 
   /** Stops supervised processes and releases resources; idempotent. */
   close(): Promise<void>;

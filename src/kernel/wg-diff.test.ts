@@ -123,6 +123,26 @@ describe("diffDevice", () => {
     });
 
     test("bad window rejected", () => expect(() => keepRoamedEndpoint(-1)).toThrow(/windowMs/));
+
+    test("refined by what plexd last wrote: kernel still holds our write → the new endpoint is set (NAT rebinding)", () => {
+      const written = new Map([[a, "198.51.100.7:4444"]]);
+      const rule = keepRoamedEndpoint(undefined, (k) => written.get(k));
+      const act = actual([peer(a, { endpoint: "198.51.100.7:4444", lastHandshakeMs: now - 2_000 })]);
+      const p = diffDevice(act, want, { keepEndpoint: rule, now: () => now });
+      expect(p.changes.updated).toEqual([{ publicKey: a, fields: ["endpoint"] }]);
+      expect(p.set.peers[0]?.endpoint).toBe("192.0.2.2:1");
+      // The literal rule would have held the old endpoint back.
+      expect(diffDevice(act, want, { keepEndpoint: keep, now: () => now }).changes.keptEndpoints).toEqual([a]);
+    });
+
+    test("refined rule: kernel roamed away from our write → kept; unknown write → literal rule", () => {
+      const written = new Map([[a, "203.0.113.1:1"]]);
+      const rule = keepRoamedEndpoint(undefined, (k) => written.get(k));
+      const act = actual([peer(a, { endpoint: "198.51.100.7:4444", lastHandshakeMs: now - 2_000 })]);
+      expect(diffDevice(act, want, { keepEndpoint: rule, now: () => now }).changes.keptEndpoints).toEqual([a]);
+      const unknown = keepRoamedEndpoint(undefined, () => undefined);
+      expect(diffDevice(act, want, { keepEndpoint: unknown, now: () => now }).changes.keptEndpoints).toEqual([a]);
+    });
   });
 
   describe("desired states that could never verify are rejected", () => {

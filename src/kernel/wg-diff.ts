@@ -31,15 +31,38 @@ export interface DevicePlan {
 export const ROAMING_WINDOW_MS = 180_000;
 
 /**
+ * What plexd itself last wrote as a peer's endpoint, by public key: a string when known, null /
+ * undefined when not (after a restart without cache, or written by another path).
+ */
+export type LastWrittenEndpoint = (publicKey: string) => string | null | undefined;
+
+/**
  * lifecycle.md §5.4: keep the device's endpoint when it differs from the desired one and the
  * peer completed a handshake within `windowMs` — WireGuard roaming already found a working path.
+ *
+ * Refined by `lastWritten` exactly like the NAT path's `decideEndpoint` (src/nat/endpoints.ts,
+ * docs/decisions.md "NAT traversal"): when the kernel still holds the endpoint plexd itself last
+ * wrote, WireGuard has not roamed anywhere — a recent handshake only proves the OLD path worked
+ * (e.g. just before a NAT rebinding) — so the desired endpoint is set. Unknown → the literal rule.
  */
-export function keepRoamedEndpoint(windowMs: number = ROAMING_WINDOW_MS): EndpointKeepRule {
+export function keepRoamedEndpoint(windowMs: number = ROAMING_WINDOW_MS, lastWritten?: LastWrittenEndpoint): EndpointKeepRule {
   if (!Number.isFinite(windowMs) || windowMs < 0) {
     throw new KernelError("INVALID_ARGUMENT", `keepRoamedEndpoint: windowMs must be ≥ 0, got ${windowMs}`);
   }
-  return (actual, _desired, nowMs) =>
-    actual.endpoint !== null && actual.lastHandshakeMs !== null && nowMs - actual.lastHandshakeMs <= windowMs;
+  return (actual, _desired, nowMs) => {
+    if (actual.endpoint === null || actual.lastHandshakeMs === null || nowMs - actual.lastHandshakeMs > windowMs) return false;
+    const last = lastWritten?.(actual.publicKey);
+    if (last !== undefined && last !== null && sameEndpoint(last, actual.endpoint)) return false;
+    return true;
+  };
+}
+
+function sameEndpoint(a: string, b: string): boolean {
+  try {
+    return normaliseEndpoint(a) === normaliseEndpoint(b);
+  } catch {
+    return a === b;
+  }
 }
 
 interface NormPeer {

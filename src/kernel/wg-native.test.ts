@@ -124,8 +124,9 @@ describe("createKernel with a stub addon", () => {
     expect((await k.applyDevice({ ifname: "plexd0", privateKey: PRIV, listenPort: 51820, peers: [{ publicKey: K1, allowedIps: ["10.100.0.2/32"] }] })).empty).toBe(true);
     expect(s.calls.filter((x) => x.startsWith("wgSetDevice"))).toHaveLength(1);
     expect(await k.readDevice("nope0")).toBeNull();
-    await k.applyFirewall({ x: 1 });
-    expect(await k.readFirewall()).toEqual({ family: "inet", table: "plexd" });
+    // A targeted write is one update-only SET_DEVICE.
+    await k.updatePeers("plexd0", [{ publicKey: K1, persistentKeepalive: 0 }, { publicKey: K1, persistentKeepalive: 25 }]);
+    expect(s.calls.filter((x) => x.startsWith("wgSetDevice"))).toEqual(["wgSetDevice 1 peers", "wgSetDevice 2 peers"]);
   });
 
   test("auto: EOPNOTSUPP → userspace; explicit kernel without addon → NO_ADDON", async () => {

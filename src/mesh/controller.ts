@@ -10,8 +10,8 @@
 import type { Logger } from "../log/index.ts";
 import { nullLogger } from "../log/index.ts";
 import type { Peer, Policy } from "../controlplane/schemas.ts";
-import { diffDevice, keepRoamedEndpoint } from "../kernel/index.ts";
-import type { DeviceChanges, Kernel, WgDevice } from "../kernel/types.ts";
+import { diffDevice, keepRoamedEndpoint, ROAMING_WINDOW_MS } from "../kernel/index.ts";
+import type { DeviceChanges, EndpointKeepRule, Kernel, WgDevice } from "../kernel/types.ts";
 import { writePeersCache, writePoliciesCache } from "./cache.ts";
 import { computeDesired, type MeshDesired, type MeshSelf, type MeshSettings } from "./desired.ts";
 
@@ -29,10 +29,34 @@ export interface ApplyOutcome {
   readonly errors: Array<{ step: string; message: string }>;
 }
 
-/** Firewall applier seam (the policy compiler plugs in here); absent = no firewall management. */
+/** What the firewall step needs: the whole policy set, who we are, every known peer's mesh IP. */
+export interface FirewallInput {
+  readonly policies: readonly Policy[];
+  readonly local: { nodeId: string; meshIp: string };
+  readonly peers: Array<{ id: string; meshIp: string }>;
+}
+
+/**
+ * Firewall seam (lifecycle.md §4.2 step 7); the supervisor plugs the policy Enforcer in here.
+ * Absent = the firewall is not managed (and deregistration leaves any table alone).
+ */
 export interface MeshFirewall {
-  /** Makes `inet plexd` match the rendered ruleset; true when it had to change it. */
-  sync(policies: readonly Policy[], desired: MeshDesired): Promise<boolean>;
+  /**
+   * Makes `inet plexd` enforce `input`. Returns only `firewall_restored` corrections — policy
+   * added/removed are the reconciler's (it compares the policy sets itself).
+   */
+  apply(input: FirewallInput): Promise<Correction[]>;
+  /** Deregistration: deletes `inet plexd`; an absent table is not an error. */
+  remove(): Promise<void>;
+}
+
+/** A targeted endpoint write (NAT refresh): which peer, where, and the keepalive to end with. */
+export interface EndpointWrite {
+  readonly peerId: string;
+  readonly publicKey: string;
+  readonly endpoint: string;
+  /** Seconds; written after a 0 so WireGuard sends a keepalive at once (hole punch). */
+  readonly keepaliveSec: number;
 }
 
 /** Constructor arguments of {@link MeshController}. */
@@ -87,6 +111,11 @@ export class MeshController {
   #lock: Promise<unknown> = Promise.resolve();
   #lastApplyAt: number | undefined;
   #healthy = true;
+  /**
+   * Public key → the endpoint plexd itself last wrote for that peer (device diff or NAT
+   * refresh): the input of the refined roaming rule, shared by both write paths.
+   */
+  readonly #written = new Map<string, string>();
 
   constructor(opts: MeshControllerOptions) {
     this.#o = opts;
@@ -139,6 +168,27 @@ export class MeshController {
     return d;
   }
 
+  /** The roaming rule of both write paths (lifecycle.md §5.4, refined: docs/decisions.md). */
+  #keepRule(): EndpointKeepRule {
+    return keepRoamedEndpoint(ROAMING_WINDOW_MS, (k) => this.#written.get(k));
+  }
+
+  /** The endpoint plexd last wrote for a peer (by public key), when known. */
+  writtenEndpoint(publicKey: string): string | undefined {
+    return this.#written.get(publicKey);
+  }
+
+  /**
+   * Seeds "what plexd last wrote" after a restart (e.g. from `cache/nat.json`), by peer id;
+   * ids not in the current peer set are ignored.
+   */
+  seedWrittenEndpoints(byPeerId: Readonly<Record<string, string>>): void {
+    for (const p of this.#peers) {
+      const e = byPeerId[p.id];
+      if (e !== undefined && !this.#written.has(p.public_key)) this.#written.set(p.public_key, e);
+    }
+  }
+
   #names(d: MeshDesired): Map<string, string> {
     return new Map([...this.#knownKeys, ...d.idByKey]);
   }
@@ -163,7 +213,7 @@ export class MeshController {
       if (link.mtu !== d.mtu || !link.up) out.push({ type: "interface_restored", detail: `${d.ifname} mtu/up restored` });
     }
     const actual = await this.#o.kernel.readDevice(d.ifname).catch(() => null);
-    const plan = diffDevice(actual, d.device, { keepEndpoint: keepRoamedEndpoint(), now: this.#now });
+    const plan = diffDevice(actual, d.device, { keepEndpoint: this.#keepRule(), now: this.#now });
     out.push(...deviceCorrections(plan.changes, d.ifname, this.#names(d)));
     return out;
   }
@@ -214,19 +264,69 @@ export class MeshController {
       });
     }
     await step("peers", async () => {
-      const ch = await k.applyDevice(d.device, { keepEndpoint: keepRoamedEndpoint(), now: this.#now });
+      const ch = await k.applyDevice(d.device, { keepEndpoint: this.#keepRule(), now: this.#now });
+      this.#noteWrites(d, ch);
       corrections.push(...deviceCorrections(ch, d.ifname, this.#names(d)));
     });
     if (this.#o.firewall) {
       const fw = this.#o.firewall;
+      const self = this.#o.self();
       await step("firewall", async () => {
-        if (await fw.sync(this.#policies, d)) corrections.push({ type: "firewall_restored", detail: "table inet plexd differed from desired ruleset" });
+        const peers = this.#peers.filter((p) => p.id !== self.nodeId && p.mesh_ip !== "").map((p) => ({ id: p.id, meshIp: p.mesh_ip }));
+        const got = await fw.apply({ policies: this.#policies, local: { nodeId: self.nodeId, meshIp: self.meshIp }, peers });
+        corrections.push(...got.filter((c) => c.type === "firewall_restored"));
       });
     }
     for (const s of d.skippedRules) this.#log.warn("policy rule skipped: address outside the mesh", { policy: s.policyId, rule: s.index, reason: s.reason });
     this.#lastApplyAt = this.#now();
     this.#healthy = errors.length === 0;
     return { corrections, errors };
+  }
+
+  /** Records the endpoints a device write set; forgets peers no longer desired. */
+  #noteWrites(d: MeshDesired, ch: DeviceChanges): void {
+    const want = new Map(d.device.peers.map((p) => [p.publicKey, p]));
+    const wrote = new Set([...ch.added, ...ch.updated.filter((u) => u.fields.includes("endpoint")).map((u) => u.publicKey)]);
+    for (const k of wrote) {
+      const e = want.get(k)?.endpoint;
+      if (e) this.#written.set(k, e);
+    }
+    for (const k of [...this.#written.keys()]) if (!want.has(k)) this.#written.delete(k);
+  }
+
+  /**
+   * The NAT refresh's endpoint write (docs/decisions.md "Hole punch on every endpoint write"):
+   * update-only, endpoint with keepalive 0, then keepalive N — WireGuard sends a keepalive the
+   * moment keepalive turns on, which opens our own NAT towards the new endpoint at once. The
+   * cached peer takes the endpoint too (it came from the CP's PUT /endpoint answer), so the
+   * next whole-device apply from cache does not write the older one back.
+   */
+  setPeerEndpoint(w: EndpointWrite): Promise<void> {
+    return this.#serial(async () => {
+      const ifname = this.#o.settings().ifname;
+      const i = this.#peers.findIndex((p) => p.id === w.peerId && p.public_key === w.publicKey);
+      if (i >= 0 && this.#peers[i]!.endpoint !== w.endpoint) {
+        this.#peers[i] = { ...this.#peers[i]!, endpoint: w.endpoint };
+        try {
+          writePeersCache(this.#o.dataDir, this.#peers);
+        } catch (err) {
+          this.#log.warn("peer cache not updated with the NAT endpoint", { peer_id: w.peerId, error: (err as Error).message });
+        }
+      }
+      await this.#o.kernel.updatePeers(ifname, [{ publicKey: w.publicKey, endpoint: w.endpoint, persistentKeepalive: 0 }]);
+      this.#written.set(w.publicKey, w.endpoint);
+      await this.#o.kernel.updatePeers(ifname, [{ publicKey: w.publicKey, persistentKeepalive: w.keepaliveSec }]);
+    });
+  }
+
+  /** Configured peers as the NAT refresh sees them: peer id, key, kernel endpoint, last handshake. */
+  async natPeers(): Promise<Array<{ peerId: string; publicKey: string; endpoint: string | null; lastHandshakeMs: number | null }>> {
+    const dev = await this.#o.kernel.readDevice(this.#o.settings().ifname);
+    const idByKey = new Map(this.#peers.map((p) => [p.public_key, p.id]));
+    return (dev?.peers ?? []).flatMap((p) => {
+      const id = idByKey.get(p.publicKey);
+      return id === undefined ? [] : [{ peerId: id, publicKey: p.publicKey, endpoint: p.endpoint, lastHandshakeMs: p.lastHandshakeMs }];
+    });
   }
 
   /** Reads the device (null when absent or unreadable). */
@@ -303,13 +403,13 @@ export class MeshController {
       } catch (err) {
         errors.push({ step: "interface", message: (err as Error).message });
       }
-      try {
-        await k.applyFirewall({ family: "inet", table: "plexd", ops: [{ op: "deleteTable" }] });
-        corrections.push({ type: "firewall_deleted", detail: "table inet plexd" });
-      } catch (err) {
-        const code = String((err as { code?: string }).code ?? "");
-        // No table (never created, or the firewall is not managed) is the goal state.
-        if (code !== "ENOENT" && code !== "NO_ADDON") errors.push({ step: "firewall", message: (err as Error).message });
+      if (this.#o.firewall) {
+        try {
+          await this.#o.firewall.remove();
+          corrections.push({ type: "firewall_deleted", detail: "table inet plexd" });
+        } catch (err) {
+          errors.push({ step: "firewall", message: (err as Error).message });
+        }
       }
       return { corrections, errors };
     });

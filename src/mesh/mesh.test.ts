@@ -6,7 +6,7 @@ import type { Peer, Policy } from "../controlplane/schemas.ts";
 import { generateKeyPair } from "../identity/keys.ts";
 import { FakeKernel } from "../kernel/fake.ts";
 import { readMeshCache } from "./cache.ts";
-import { MeshController } from "./controller.ts";
+import { MeshController, type FirewallInput, type MeshFirewall } from "./controller.ts";
 import { computeDesired, type MeshSettings } from "./desired.ts";
 
 const me = generateKeyPair();
@@ -21,6 +21,24 @@ const mkPeer = (id: string, ip: string, extra: Partial<Peer> = {}): Peer => ({
   psk: "",
   ...extra,
 });
+
+function fakeFirewall(onApply?: () => void, answer: Array<{ type: string; detail: string }> = []) {
+  const fw = {
+    inputs: [] as FirewallInput[],
+    removed: 0,
+    fail: undefined as Error | undefined,
+    async apply(input: FirewallInput) {
+      onApply?.();
+      if (fw.fail) throw fw.fail;
+      fw.inputs.push(structuredClone(input) as FirewallInput);
+      return answer;
+    },
+    async remove() {
+      fw.removed++;
+    },
+  } satisfies MeshFirewall & Record<string, unknown>;
+  return fw;
+}
 
 describe("computeDesired", () => {
   test("interface, address, route, peers minus self", () => {
@@ -128,13 +146,70 @@ describe("MeshController", () => {
     expect(mesh.healthy).toBe(false);
   });
 
-  test("teardown removes peers and the interface", async () => {
+  test("teardown removes peers, the interface and (through the firewall seam) the table", async () => {
+    const fw = fakeFirewall();
+    mesh = new MeshController({ kernel, dataDir: dir, settings: () => settings, self: () => self, firewall: fw });
     mesh.commit({ peers: [mkPeer("n_a", "10.100.0.2")], policies: [] });
     await mesh.apply();
     const r = await mesh.teardown();
     expect(r.errors).toEqual([]);
     expect(await kernel.readInterface("plexdt0")).toBeNull();
-    expect(kernel.calls).toContain("applyFirewall");
+    expect(fw.removed).toBe(1);
+    expect(r.corrections.map((c) => c.type)).toContain("firewall_deleted");
+  });
+
+  test("firewall is step 7: after the device, with policies, identity and every peer's mesh IP; only firewall_restored is taken", async () => {
+    const order: string[] = [];
+    const fw = fakeFirewall(() => order.push(`firewall after ${kernel.calls.at(-1)}`), [
+      { type: "policy_added", detail: "policy p" },
+      { type: "firewall_restored", detail: "table inet plexd differed from desired ruleset" },
+    ]);
+    mesh = new MeshController({ kernel, dataDir: dir, settings: () => settings, self: () => self, firewall: fw });
+    const pol: Policy = { id: "p", rules: [{ src: "n_a", dst: "*", port: 22, protocol: "tcp", action: "allow" }] };
+    mesh.commit({ peers: [mkPeer("n_a", "10.100.0.2"), mkPeer("n_b", "10.100.0.3")], policies: [pol] });
+    const r = await mesh.apply();
+    expect(order).toEqual(["firewall after applyDevice plexdt0"]);
+    expect(fw.inputs[0]).toEqual({ policies: [pol], local: { nodeId: "n_self", meshIp: "10.100.0.1" }, peers: [{ id: "n_a", meshIp: "10.100.0.2" }, { id: "n_b", meshIp: "10.100.0.3" }] });
+    expect(r.corrections.filter((c) => c.type.startsWith("policy") || c.type.startsWith("firewall"))).toEqual([
+      { type: "firewall_restored", detail: "table inet plexd differed from desired ruleset" },
+    ]);
+    fw.fail = new Error("nft: EPERM");
+    const bad = await mesh.apply();
+    expect(bad.errors).toEqual([{ step: "firewall", message: "nft: EPERM" }]);
+    expect(mesh.healthy).toBe(false);
+  });
+
+  test("NAT endpoint write: update-only, keepalive 0 then N, cached peer updated, and reconcile does not write the old endpoint back", async () => {
+    const a = mkPeer("n_a", "10.100.0.2", { endpoint: "192.0.2.2:51820" });
+    mesh.commit({ peers: [a], policies: [] });
+    await mesh.apply();
+    const now = Date.now();
+    kernel.simulateHandshake("plexdt0", a.public_key, now - 1_000);
+    const before = kernel.calls.length;
+    await mesh.setPeerEndpoint({ peerId: "n_a", publicKey: a.public_key, endpoint: "198.51.100.9:40000", keepaliveSec: 25 });
+    expect(kernel.calls.slice(before)).toEqual(["updatePeers plexdt0", "updatePeers plexdt0"]);
+    const dev = await kernel.readDevice("plexdt0");
+    expect(dev!.peers[0]).toMatchObject({ endpoint: "198.51.100.9:40000", persistentKeepalive: 25 });
+    expect(readMeshCache(dir).peers[0]!.endpoint).toBe("198.51.100.9:40000");
+    expect(mesh.writtenEndpoint(a.public_key)).toBe("198.51.100.9:40000");
+    expect((await mesh.apply()).corrections).toEqual([]);
+    expect(await mesh.natPeers()).toEqual([{ peerId: "n_a", publicKey: a.public_key, endpoint: "198.51.100.9:40000", lastHandshakeMs: now - 1_000 }]);
+  });
+
+  test("roaming rule on the apply path is refined by what plexd last wrote", async () => {
+    const a = mkPeer("n_a", "10.100.0.2", { endpoint: "192.0.2.2:51820" });
+    mesh.commit({ peers: [a], policies: [] });
+    await mesh.apply();
+    // Handshake seconds ago on the endpoint WE wrote; the CP now says the peer moved (rebinding).
+    kernel.simulateHandshake("plexdt0", a.public_key, Date.now() - 2_000);
+    mesh.commit({ peers: [{ ...a, endpoint: "192.0.2.99:51820" }] });
+    const r = await mesh.apply();
+    expect(r.corrections).toEqual([{ type: "peer_updated", detail: "peer n_a: endpoint" }]);
+    // WireGuard roamed to a path we never wrote: kept.
+    kernel.simulateHandshake("plexdt0", a.public_key, Date.now() - 2_000, "203.0.113.5:6000");
+    mesh.commit({ peers: [{ ...a, endpoint: "192.0.2.100:51820" }] });
+    expect((await mesh.apply()).corrections).toEqual([]);
+    expect((await kernel.readDevice("plexdt0"))!.peers[0]!.endpoint).toBe("203.0.113.5:6000");
   });
 
   test("peer views show visibility and configuration", async () => {

@@ -45,6 +45,7 @@ run("agent lifecycle (netns, userspace WireGuard, real CP)", () => {
   }, 40_000);
 
   test("interface, address, route and peer are configured (seen from outside)", async () => {
+    if (Bun.which("nft")) await waitFor("table inet plexd", () => sh(["ip", "netns", "exec", lab.ns, "nft", "list", "table", "inet", "plexd"], true).code === 0);
     const peers = await waitFor("peer on the interface", () => {
       const p = lab.wgPeers(cfg.ifname);
       return p.has(peer1.public_key) ? p : undefined;
@@ -148,6 +149,8 @@ run("agent lifecycle (netns, userspace WireGuard, real CP)", () => {
     expect(JSON.parse(r2.out).data.tornDown).toBe(true);
     expect(await agent.exited).toBe(0);
     expect(sh(["ip", "-n", lab.ns, "link", "show", cfg.ifname], true).code).not.toBe(0);
+    // The policy table went with it (same nftables path as enforcement).
+    if (Bun.which("nft")) expect(sh(["ip", "netns", "exec", lab.ns, "nft", "list", "table", "inet", "plexd"], true).code).not.toBe(0);
     expect(existsSync(join(cfg.dataDir, "identity.json"))).toBe(true); // kept without --purge
     const st = await lab.cli(["status", "--socket", cfg.socket]);
     expect(st.code).toBe(3);

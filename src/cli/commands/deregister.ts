@@ -7,6 +7,8 @@ import type { Command, CommandContext } from "../command.ts";
 import { EXIT } from "../exit.ts";
 import { callDaemon } from "../../agent/control-socket-client.ts";
 import { deregisterNode, type DeregisterResult } from "../../agent/deregister.ts";
+import { AgentFirewall } from "../../agent/firewall.ts";
+import { nftTarget } from "../../policy/index.ts";
 import { CpApi } from "../../controlplane/api.ts";
 import { HttpClient } from "../../controlplane/http.ts";
 import { loadIdentity } from "../../identity/index.ts";
@@ -55,12 +57,16 @@ export const deregisterCommand: Command = {
     const id = loadIdentity(c.data_dir, log);
     if (!id.registered) return printError(ctx, "not_registered", "this node is not registered", EXIT.failure);
     const identity = id.identity;
-    const kernel = await createKernel({ backend: c.mesh.backend, addon: loadEmbeddedAddon(), wireguardGoPath: c.mesh.wireguard_go_path, log });
+    const addon = loadEmbeddedAddon();
+    const kernel = await createKernel({ backend: c.mesh.backend, addon, wireguardGoPath: c.mesh.wireguard_go_path, log });
+    // Only its remove() is used: the table goes through the same nftables path as enforcement.
+    const firewall = new AgentFirewall({ target: addon ? nftTarget(addon) : null, config: () => c, log, firewalld: null });
     try {
       const mesh = new MeshController({
         kernel,
         dataDir: c.data_dir,
         logger: log,
+        firewall,
         settings: () => ({ ifname: c.mesh.interface, listenPort: c.mesh.listen_port, mtu: c.mesh.mtu, keepaliveSec: 0, policyDefault: c.policy.default, policyEnabled: c.policy.enabled }),
         self: () => ({ nodeId: identity.nodeId, meshIp: identity.meshIp, privateKey: identity.privateKey, publicKey: identity.publicKey }),
       });

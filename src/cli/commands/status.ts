@@ -29,6 +29,16 @@ async function pingCp(ctx: CommandContext): Promise<{ reachable: boolean; http_s
   }
 }
 
+function humanNat(n: StatusSnapshot["nat"]): string {
+  if (!n.enabled) return "disabled";
+  const parts = [n.type + (n.public_endpoint ? ` ${n.public_endpoint}` : "")];
+  if (n.mode) parts.push(`${n.mode} socket`);
+  parts.push(n.last_success_age_s === null ? "no STUN answer yet" : `last success ${n.last_success_age_s}s ago`);
+  if (n.report_pending) parts.push("report pending");
+  if (n.last_error) parts.push(`last error: ${n.last_error}`);
+  return parts.join(", ");
+}
+
 function humanStatus(s: StatusSnapshot): string {
   const rows: Array<[string, string]> = [
     ["phase", s.phase],
@@ -38,12 +48,19 @@ function humanStatus(s: StatusSnapshot): string {
     ["control plane", `${s.control_plane.connectivity}${s.control_plane.auth === "unauthorized" ? ", unauthorized" : ""} (${s.control_plane.url})`],
     ["sse", `${s.sse.state}, ${s.sse.reconnects_total} reconnects, last connected ${age(s.sse.last_connected_at)}`],
     ["last heartbeat", age(s.heartbeat.last_ok_at)],
-    ["nat", `${s.nat.type}${s.nat.public_endpoint ? " " + s.nat.public_endpoint : ""}`],
+    ["nat", humanNat(s.nat)],
+    ["firewall", s.firewall.enabled ? (s.firewall.last_error ? `apply failed: ${s.firewall.last_error}` : `enforced, applied ${age(s.firewall.last_applied_at)}`) : "not enforced"],
     ["peers", `${s.peers.up} up / ${s.peers.total} configured (${s.peers.visible} visible)`],
     ["health", s.health.status + (s.health.problems.length ? ": " + s.health.problems.map((p) => `${p.indicator} ${p.severity} (${p.message})`).join("; ") : "")],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
-  return rows.map(([k, v]) => `${(k + ":").padEnd(w + 1)}  ${v}`).join("\n");
+  const head = rows.map(([k, v]) => `${(k + ":").padEnd(w + 1)}  ${v}`).join("\n");
+  if (s.peers.list.length === 0) return head;
+  const peers = table(
+    ["PEER", "ENDPOINT", "HANDSHAKE"],
+    s.peers.list.map((p) => [p.id || p.public_key.slice(0, 12), p.endpoint ?? "-", age(p.last_handshake)]),
+  );
+  return `${head}\n\n${peers}`;
 }
 
 export const statusCommand: Command = {

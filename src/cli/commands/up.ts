@@ -36,6 +36,7 @@ export const upCommand: Command = {
       socketPath: typeof socketFlag === "string" && socketFlag !== "" ? socketFlag : config.actions.socket,
       ...(loaded.bootstrapTokenFile ? { explicitTokenFile: loaded.bootstrapTokenFile } : {}),
       loadAddon: () => loadEmbeddedAddon(),
+      reloadConfig: async () => (await loadAgentConfig(ctx)).config,
       createKernel: (addon, onRestart) =>
         createKernel({
           backend: config.mesh.backend,
@@ -51,8 +52,14 @@ export const upCommand: Command = {
     };
     const term = () => onSignal("SIGTERM");
     const int = () => onSignal("SIGINT");
+    // SIGHUP = service.reload_config (lifecycle.md §14.1); failures are logged by the supervisor.
+    const hup = () => {
+      log.info("signal received; reloading configuration", { signal: "SIGHUP" });
+      void sup.reload().catch(() => undefined);
+    };
     process.on("SIGTERM", term);
     process.on("SIGINT", int);
+    process.on("SIGHUP", hup);
     try {
       const code = await sup.run();
       // A stopped daemon exits even if a stray handle (e.g. a pooled keep-alive connection)
@@ -61,6 +68,7 @@ export const upCommand: Command = {
     } finally {
       process.off("SIGTERM", term);
       process.off("SIGINT", int);
+      process.off("SIGHUP", hup);
     }
   },
 };

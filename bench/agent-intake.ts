@@ -1,16 +1,19 @@
 /**
- * Agent event intake, end to end inside the process: `Journal.intake` on a real SQLite file
+ * Agent event intake, end to end inside the process: `Journal.intakeBatch` on a real SQLite file
  * (the agent's `openDatabase`: WAL, synchronous=FULL, every migration) followed by the
- * `Dispatcher` running a no-op `peer_added` handler — exactly the supervisor's
- * `onEvent → intake → kick` path (src/agent/supervisor.ts) minus the mesh apply — against a raw
+ * `Dispatcher` running a no-op `peer_added` handler — the supervisor's stream path
+ * (`onEvents → intakeBatch → kick`, src/agent/supervisor.ts) minus the mesh apply — against a raw
  * `crypto.verify` loop over the same canonical bytes, in the same run. Target: agent path ≥ 70 %
  * of raw verify.
  *
+ * Events arrive in bursts of `--burst` (default 50, ≈ 24 KiB: what one stream read chunk holds
+ * during an event storm); each burst is one `intakeBatch` call, i.e. one transaction and one
+ * fsync, exactly as the stream loop hands a chunk over. `--burst 1` measures one event per read.
  * Batches of 50 alternate between raw and agent sides so load from other jobs hits both alike.
  * A second journal with `PRAGMA synchronous = NORMAL` set by the bench (not what the agent runs)
  * is measured in the same batches as a diagnostic: it shows how much of the gap is fsync.
  *
- *   node_modules/.bin/bun bench/agent-intake.ts [--events 1000] [--rounds 3] [--dir /var/tmp]
+ *   node_modules/.bin/bun bench/agent-intake.ts [--events 1000] [--rounds 3] [--burst 50] [--dir /var/tmp]
  */
 import type { Database } from "bun:sqlite";
 import { generateKeyPairSync, sign, verify } from "node:crypto";
@@ -19,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalIssuedAt, canonicalText, compactJsonSlice } from "../src/events/canonical.ts";
 import { NonceStore } from "../src/events/nonce-store.ts";
+import type { SseMessage } from "../src/events/sse.ts";
 import { Dispatcher, Journal, DEFAULT_JOURNAL_OPTIONS } from "../src/journal/index.ts";
 import { nullLogger } from "../src/log/index.ts";
 import { openDatabase } from "../src/store/db.ts";
@@ -28,6 +32,8 @@ const N = Number(flag("events", "1000"));
 const ROUNDS = Number(flag("rounds", "3"));
 const DIR = flag("dir", tmpdir());
 const BATCH = 50;
+const BURST = Number(flag("burst", String(BATCH)));
+if (!(Number.isInteger(BURST) && BURST >= 1 && BURST <= BATCH)) throw new Error(`--burst must be an integer in 1..${BATCH}`);
 
 const { privateKey, publicKey } = generateKeyPairSync("ed25519");
 const issuedMs = Date.now(); // events must stay inside the 5 min staleness window: keep runs short
@@ -119,11 +125,16 @@ function rawBatch(from: number): number {
 
 async function agentBatch(s: Side, from: number): Promise<void> {
   const t0 = performance.now();
-  for (let i = from; i < from + BATCH; i++) {
-    const d = data[i]!;
-    const id = `evt_${String(i + 1).padStart(10, "0")}`;
-    const r = s.journal.intake({ type: "event", event: "peer_added", data: d, dataBytes: Buffer.byteLength(d), id, lastEventId: id });
-    if (r.verdict !== "verified") throw new Error(`${s.name} intake ${i}: ${r.verdict} ${r.reason ?? ""}`);
+  for (let b = from; b < from + BATCH; b += BURST) {
+    // One stream read chunk: the SSE items the parser produced from it, handed over together.
+    const items: SseMessage[] = [];
+    for (let i = b; i < Math.min(b + BURST, from + BATCH); i++) {
+      const d = data[i]!;
+      const id = `evt_${String(i + 1).padStart(10, "0")}`;
+      items.push({ type: "event", event: "peer_added", data: d, dataBytes: Buffer.byteLength(d), id, lastEventId: id });
+    }
+    const rs = s.journal.intakeBatch(items);
+    for (const r of rs) if (r.verdict !== "verified") throw new Error(`${s.name} intake seq ${r.seq}: ${r.verdict} ${r.reason ?? ""}`);
     s.dispatcher.kick();
   }
   const t1 = performance.now();
@@ -186,7 +197,9 @@ try {
     console.log(`${label.padEnd(44)} ${m.toFixed(1).padStart(7)} %    (rounds ${p.map((x) => x.toFixed(1)).join(" ")})${target ? ` — target ≥ 70 % ${m >= 70 ? "OK" : "BELOW TARGET"}` : ""}`);
   };
   const avgBytes = Math.round(data.reduce((a, e) => a + e.length, 0) / N);
-  console.log(`agent-intake: ${N} peer_added events × ${ROUNDS} rounds, ~${avgBytes} B each, batches of ${BATCH} interleaved, db in ${DIR}`);
+  console.log(
+    `agent-intake: ${N} peer_added events × ${ROUNDS} rounds, ~${avgBytes} B each, bursts of ${BURST} per intakeBatch, batches of ${BATCH} interleaved, db in ${DIR}`,
+  );
   line("raw crypto.verify (baseline)", (r) => r.raw);
   line("agent path: intake + dispatch (sync=FULL)", (r) => r.full.total);
   line("  of which intake only (append+verify)", (r) => r.full.intake);

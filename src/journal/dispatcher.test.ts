@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import type { Envelope } from "../events/envelope.ts";
 import { Dispatcher, type HandlerContext } from "./dispatcher.ts";
 import { HandlerError } from "./errors.ts";
-import { cleanupTemp, rig, statusOf } from "./journal.test-util.ts";
+import { cleanupTemp, msg, rig, signedData, statusOf } from "./journal.test-util.ts";
 
 afterEach(cleanupTemp);
 
@@ -288,6 +288,73 @@ describe("restart and stop", () => {
     d.start();
     await d.idle();
     expect([calls, statusOf(a.db, s)]).toEqual([0, "dead"]);
+    await d.stop();
+  });
+
+  test("fresh rows commit the attempt with the outcome, without a processing commit", async () => {
+    const r = rig();
+    const { seq } = r.send({ type: "x", id: "f1" });
+    const during: (string | undefined)[] = [];
+    const d = r.dispatcher({ x: async () => void during.push(statusOf(r.db, seq)) });
+    d.start();
+    await d.idle();
+    expect(during).toEqual(["pending"]);
+    expect(r.journal.row(seq)).toMatchObject({ status: "done", attempts: 1 });
+    await d.stop();
+  });
+
+  test("a row that crashed the agent on its fresh attempt runs on the careful path at the next start", async () => {
+    const a = rig({ options: { maxRetries: 1 } });
+    const s = a.send({ type: "x", id: "crasher" }).seq;
+    const hang = a.dispatcher({ x: () => new Promise<never>(() => {}) }); // the "crash": never finishes
+    hang.start();
+    await a.vt.settle();
+    expect(a.journal.row(s)).toMatchObject({ status: "pending", attempts: 0 });
+    // Restarts: each run now commits `processing` + the attempt first; the loop ends dead.
+    let runs = 0;
+    for (let i = 0; i < 5 && statusOf(a.db, s) !== "dead"; i++) {
+      const d = rig({ from: a, options: { maxRetries: 1 } }).dispatcher({
+        x: async () => {
+          runs++;
+          expect(a.journal.row(s)).toMatchObject({ status: "processing", attempts: runs });
+          return new Promise<never>(() => {});
+        },
+      });
+      d.start();
+      await a.vt.settle();
+    }
+    expect([runs, statusOf(a.db, s)]).toEqual([2, "dead"]);
+  });
+
+  test("side-effect types take the careful path even when fresh", async () => {
+    const r = rig();
+    const { seq } = r.send({ type: "action_request", id: "act", payload: { execution_id: "x1" } });
+    const during: (string | undefined)[] = [];
+    const d = r.dispatcher({ action_request: async () => void during.push(statusOf(r.db, seq)) });
+    d.start();
+    await d.idle();
+    expect(during).toEqual(["processing"]);
+    expect(r.journal.row(seq)).toMatchObject({ status: "done", attempts: 1 });
+    await d.stop();
+  });
+
+  test("outcomes of a burst are committed together and in seq order", async () => {
+    const r = rig();
+    const now = r.vt.now();
+    const res = r.journal.intakeBatch(
+      [0, 1, 2, 3].map((i) => msg(signedData(r.signer.privateKey, { type: i === 2 ? "y" : "x", id: `b${i}`, issuedMs: now }), `s${i}`)),
+    );
+    const seen: number[] = [];
+    const d = r.dispatcher({
+      x: async (_e, _p, ctx) => void seen.push(ctx.seq),
+      y: async () => Promise.reject(new HandlerError("busy", { retryable: true })),
+    });
+    d.start();
+    await d.idle();
+    expect(seen).toEqual([res[0]!.seq, res[1]!.seq, res[3]!.seq]);
+    expect(res.map((x) => statusOf(r.db, x.seq))).toEqual(["done", "done", "retry_wait", "done"]);
+    expect(r.journal.row(res[2]!.seq)).toMatchObject({ attempts: 1, last_error: "retryable HandlerError: busy" });
+    expect(errorsOf(r.db, res[2]!.seq).map((e) => e.attempt)).toEqual([1]);
     await d.stop();
   });
 

@@ -2,12 +2,25 @@
  * The one dispatcher of journal rows (operations.md §1.2, §1.3, §2): takes `pending` rows and
  * due `retry_wait` rows strictly in `seq` order, routes them by the envelope's signed
  * `event_type`, classifies handler failures and moves rows through the status lifecycle.
+ *
+ * Two paths (docs/decisions.md "Journal"):
+ * - **fresh** — a row this process journaled verified and never dispatched (handed over by
+ *   {@link Journal.takeFresh}, envelope already parsed): no `processing` commit, no supersession
+ *   query (a first attempt in strict seq order cannot have a later row of its key `done`), and
+ *   the outcome (with `attempts` = 1) is committed together with the outcomes of the following
+ *   rows — one transaction per batch. A crash before that commit leaves the rows `pending`.
+ * - **careful** — everything else (retries, DLQ retries, replay copies, rows found at start,
+ *   side-effect types): supersession check, `processing` + attempt committed before the handler
+ *   (crash-loop protection), outcome committed right after.
+ * A row that crashes the agent on its fresh attempt is found `pending` at the next start and
+ * from then on runs on the careful path, so a deterministic crasher is `dead` after at most
+ * max_retries + 2 runs (the fresh run is not counted).
  */
 import type { Envelope } from "../events/envelope.ts";
 import type { Logger } from "../log/index.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { HandlerError } from "./errors.ts";
-import type { Journal } from "./journal.ts";
+import type { FreshIntake, Journal } from "./journal.ts";
 import { getRow, isSuperseded, recordError, rowEnvelope, ts, type EventRow } from "./rows.ts";
 import { BRIDGE_EVENT_TYPES, parsePayload } from "./types.ts";
 
@@ -53,6 +66,20 @@ export interface PlanResult {
 
 // Longest idle wait: rows appended without a kick are still picked up within this time.
 const MAX_IDLE_WAIT_MS = 60_000;
+// Rows taken per query. Outcomes of fresh rows are committed once per batch…
+const BATCH_ROWS = 64;
+// …or earlier once the oldest uncommitted outcome is this old (slow handlers), so status views
+// and the crash re-dispatch window stay short.
+const MAX_UNCOMMITTED_MS = 100;
+
+/** Columns the batch query reads (not `raw`: fresh rows come parsed from the intake). */
+interface BatchRow {
+  seq: number;
+  status: string;
+  attempts: number;
+  replay_of: number | null;
+  event_type: string | null;
+}
 
 function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -88,6 +115,9 @@ export class Dispatcher {
   #idleWaiters: (() => void)[] = [];
   #recovered = new Set<number>();
   readonly #changes = new Map<number, string[]>();
+  // Outcome writes not yet committed (run in one transaction by #flush).
+  #writes: (() => void)[] = [];
+  #oldestWriteAt = 0;
 
   constructor(deps: DispatcherDeps) {
     this.journal = deps.journal;
@@ -116,11 +146,13 @@ export class Dispatcher {
       seq: number;
       attempts: number;
     }[];
-    for (const r of interrupted) {
-      this.#db.query("UPDATE events SET status = 'pending' WHERE seq = ?").run(r.seq);
-      recordError(this.#db, r.seq, r.attempts, now, "interrupted: agent stopped during processing");
-      this.#recovered.add(r.seq);
-    }
+    this.#db.transaction(() => {
+      for (const r of interrupted) {
+        this.#db.query("UPDATE events SET status = 'pending' WHERE seq = ?").run(r.seq);
+        recordError(this.#db, r.seq, r.attempts, now, "interrupted: agent stopped during processing");
+      }
+    })();
+    for (const r of interrupted) this.#recovered.add(r.seq);
     if (interrupted.length > 0) this.#log.info("journal: re-dispatching rows interrupted by a restart", { count: interrupted.length });
     this.#loop = this.#run();
   }
@@ -161,19 +193,15 @@ export class Dispatcher {
     while (!this.#stopping) {
       this.#kicked = false;
       const now = this.#now();
-      const row = this.#db
-        .query(
-          `SELECT * FROM events WHERE verify = 'verified'
-             AND (status = 'pending' OR (status = 'retry_wait' AND next_attempt_at <= ?))
-           ORDER BY seq LIMIT 1`,
-        )
-        .get(ts(now)) as EventRow | null;
-      if (row !== null) {
+      const rows = this.#nextRows(now);
+      if (rows.length > 0) {
         try {
-          await this.#process(row);
+          await this.#batch(rows);
         } catch (err) {
-          // Only the database can throw here; do not spin on it.
-          this.#log.error("journal: dispatcher step failed", { seq: row.seq, error: describe(err) });
+          // Only the database can throw here; do not spin on it. Uncommitted outcomes are
+          // dropped: their rows are still pending/retry_wait in the journal and run again.
+          this.#writes = [];
+          this.#log.error("journal: dispatcher step failed", { seq: rows[0]!.seq, error: describe(err) });
           await this.#wait(1_000);
         }
         continue;
@@ -188,6 +216,63 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * The next rows in `seq` order: `pending` and due `retry_wait` (two index range scans over
+   * `events(status, seq)` merged, instead of an OR the planner would sort).
+   */
+  #nextRows(now: number): BatchRow[] {
+    const cols = "seq, status, attempts, replay_of, event_type";
+    const pending = this.#db
+      .query(`SELECT ${cols} FROM events WHERE status = 'pending' AND verify = 'verified' ORDER BY seq LIMIT ${BATCH_ROWS}`)
+      .all() as BatchRow[];
+    const due = this.#db
+      .query(
+        `SELECT ${cols} FROM events WHERE status = 'retry_wait' AND verify = 'verified' AND next_attempt_at <= ? ORDER BY seq LIMIT ${BATCH_ROWS}`,
+      )
+      .all(ts(now)) as BatchRow[];
+    if (due.length === 0) return pending;
+    return [...pending, ...due].sort((a, b) => a.seq - b.seq).slice(0, BATCH_ROWS);
+  }
+
+  /** Processes rows in order; fresh outcomes are committed together (see module comment). */
+  async #batch(rows: BatchRow[]): Promise<void> {
+    try {
+      for (const r of rows) {
+        if (this.#stopping) break;
+        const fresh = r.status === "pending" && r.attempts === 0 && r.replay_of === null ? this.journal.takeFresh(r.seq) : { fresh: false as const };
+        if (fresh.fresh) {
+          await this.#processFresh(r, fresh.parsed);
+          if (this.#writes.length > 0 && performance.now() - this.#oldestWriteAt >= MAX_UNCOMMITTED_MS) this.#flush();
+          continue;
+        }
+        // Supersession looks at later rows' status: earlier outcomes must be visible first.
+        this.#flush();
+        const row = getRow(this.#db, r.seq);
+        if (row === undefined || (row.status !== "pending" && row.status !== "retry_wait")) continue;
+        await this.#process(row);
+        this.#flush();
+      }
+    } finally {
+      this.#flush();
+    }
+  }
+
+  /** Queues an outcome write for the next {@link #flush}. */
+  #defer(write: () => void): void {
+    if (this.#writes.length === 0) this.#oldestWriteAt = performance.now();
+    this.#writes.push(write);
+  }
+
+  /** Commits queued outcome writes in one transaction (one fsync). */
+  #flush(): void {
+    if (this.#writes.length === 0) return;
+    const writes = this.#writes;
+    this.#writes = [];
+    this.#db.transaction(() => {
+      for (const w of writes) w();
+    }).immediate();
+  }
+
   async #wait(ms: number): Promise<void> {
     const ctrl = new AbortController();
     this.#wake = ctrl;
@@ -198,14 +283,32 @@ export class Dispatcher {
     }
   }
 
-  #finish(seq: number, status: "done" | "ignored" | "superseded", now: number): void {
-    this.#db.query("UPDATE events SET status = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?").run(status, ts(now), seq);
+  #finish(seq: number, status: "done" | "ignored" | "superseded", now: number, attempts?: number): void {
+    const at = ts(now);
+    if (attempts === undefined) {
+      this.#defer(() => this.#db.query("UPDATE events SET status = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?").run(status, at, seq));
+    } else {
+      this.#defer(() =>
+        this.#db
+          .query("UPDATE events SET status = ?, attempts = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?")
+          .run(status, attempts, at, seq),
+      );
+    }
   }
 
-  #dead(row: EventRow, attempt: number, error: string, now: number): void {
-    this.#db
-      .query("UPDATE events SET status = 'dead', dead_at = ?, last_error = ?, next_attempt_at = NULL WHERE seq = ?")
-      .run(ts(now), error, row.seq);
+  #dead(row: Pick<EventRow, "seq" | "event_id" | "event_type">, attempt: number, error: string, now: number, countAttempt = false): void {
+    const at = ts(now);
+    this.#defer(() => {
+      if (countAttempt) {
+        this.#db
+          .query("UPDATE events SET status = 'dead', attempts = ?, dead_at = ?, last_error = ?, next_attempt_at = NULL WHERE seq = ?")
+          .run(attempt, at, error, row.seq);
+      } else {
+        this.#db
+          .query("UPDATE events SET status = 'dead', dead_at = ?, last_error = ?, next_attempt_at = NULL WHERE seq = ?")
+          .run(at, error, row.seq);
+      }
+    });
     this.#log.error("journal: event moved to the DLQ", {
       seq: row.seq,
       event_id: row.event_id,
@@ -222,6 +325,47 @@ export class Dispatcher {
     return h ?? "ignored_unknown";
   }
 
+  /**
+   * Fresh path: first attempt of a row journaled by this process. No supersession query (a later
+   * row of the same key cannot be `done` before this one's first attempt in strict seq order), no
+   * `processing` commit; the attempt is counted in the outcome write.
+   */
+  async #processFresh(r: BatchRow, parsed: FreshIntake | undefined): Promise<void> {
+    const seq = r.seq;
+    const now = this.#now();
+    let env: Envelope | undefined;
+    let payload: FreshIntake["payload"];
+    if (parsed !== undefined) {
+      env = parsed.envelope;
+      payload = parsed.payload;
+    } else {
+      const raw = this.#db.query("SELECT raw FROM events WHERE seq = ?").get(seq) as Pick<EventRow, "raw"> | null;
+      env = raw === null ? undefined : rowEnvelope(raw);
+      payload = env === undefined ? { ok: false, error: "unparsable" } : parsePayload(env.payloadText);
+    }
+    const ids = { seq, event_id: env?.eventId ?? null, event_type: r.event_type };
+    if (env === undefined) return this.#dead(ids, 0, "permanent: journaled envelope no longer parses", now);
+    const route = this.#route(env);
+    if (typeof route === "string") return this.#ignored(seq, env, route, now);
+    if (!payload.ok) return this.#dead(ids, 0, `permanent: payload is not JSON: ${payload.error}`, now);
+    try {
+      await route(env, payload.value, { seq, replay: false, dryRun: false, attempt: 1, recovered: false });
+      this.#finish(seq, "done", this.#now(), 1);
+    } catch (err) {
+      this.#failed({ ...ids, last_error: null }, 1, err, true);
+    }
+  }
+
+  #ignored(seq: number, env: Envelope, route: "ignored_mode" | "ignored_unknown", now: number): void {
+    this.#finish(seq, "ignored", now);
+    this.#log.debug("journal: event ignored", {
+      seq,
+      event_type: env.eventType,
+      why: route === "ignored_mode" ? "bridge event in node mode" : "no handler for this type",
+    });
+  }
+
+  /** Careful path: supersession, `processing` + attempt committed before the handler. */
   async #process(row: EventRow): Promise<void> {
     const db = this.#db;
     const now = this.#now();
@@ -236,15 +380,7 @@ export class Dispatcher {
     const env = rowEnvelope(row);
     if (env === undefined) return this.#dead(row, row.attempts, "permanent: journaled envelope no longer parses", now);
     const route = this.#route(env);
-    if (typeof route === "string") {
-      this.#finish(seq, "ignored", now);
-      this.#log.debug("journal: event ignored", {
-        seq,
-        event_type: env.eventType,
-        why: route === "ignored_mode" ? "bridge event in node mode" : "no handler for this type",
-      });
-      return;
-    }
+    if (typeof route === "string") return this.#ignored(seq, env, route, now);
     const payload = parsePayload(env.payloadText);
     if (!payload.ok) return this.#dead(row, row.attempts, `permanent: payload is not JSON: ${payload.error}`, now);
     if (row.attempts >= maxAttempts) {
@@ -252,6 +388,7 @@ export class Dispatcher {
       return this.#dead(row, row.attempts, `permanent: ${row.attempts} attempts interrupted by restarts`, now);
     }
     const attempt = row.attempts + 1;
+    // Committed before the handler runs: a crash inside it is counted at the next start.
     db.query("UPDATE events SET status = 'processing', attempts = ?, next_attempt_at = NULL WHERE seq = ?").run(attempt, seq);
     try {
       const changes = await route(env, payload.value, { seq, replay: row.replay_of !== null, dryRun: false, attempt, recovered });
@@ -262,16 +399,22 @@ export class Dispatcher {
     }
   }
 
-  #failed(row: EventRow, attempt: number, err: unknown): void {
+  /** Records a handler failure: error history, then `retry_wait` with backoff or `dead`. */
+  #failed(
+    row: Pick<EventRow, "seq" | "event_id" | "event_type" | "last_error">,
+    attempt: number,
+    err: unknown,
+    countAttempt = false,
+  ): void {
     const now = this.#now();
     const maxAttempts = this.journal.options.maxRetries + 1;
     const kind = err instanceof HandlerError ? err.code : "uncaught";
     const error = `${kind} ${describe(err)}`;
-    recordError(this.#db, row.seq, attempt, now, error);
+    this.#defer(() => recordError(this.#db, row.seq, attempt, now, error));
     // An uncaught exception gets exactly one more try; if the retry also throws one, it is a bug.
     const uncaughtAgain = kind === "uncaught" && attempt > 1 && (row.last_error?.startsWith("uncaught ") ?? false);
     if (kind === "permanent" || uncaughtAgain || attempt >= maxAttempts) {
-      this.#dead(row, attempt, error, now);
+      this.#dead(row, attempt, error, now, countAttempt);
       return;
     }
     const delay = backoffDelay(attempt - 1, {
@@ -279,10 +422,16 @@ export class Dispatcher {
       capMs: this.journal.options.retryMaxMs,
       random: this.#random,
     });
-    const at = now + delay;
-    this.#db
-      .query("UPDATE events SET status = 'retry_wait', next_attempt_at = ?, last_error = ? WHERE seq = ?")
-      .run(ts(at), error, row.seq);
+    const at = ts(now + delay);
+    this.#defer(() => {
+      if (countAttempt) {
+        this.#db
+          .query("UPDATE events SET status = 'retry_wait', attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?")
+          .run(attempt, at, error, row.seq);
+      } else {
+        this.#db.query("UPDATE events SET status = 'retry_wait', next_attempt_at = ?, last_error = ? WHERE seq = ?").run(at, error, row.seq);
+      }
+    });
     this.#log.warn("journal: event handler failed, will retry", {
       seq: row.seq,
       event_type: row.event_type,

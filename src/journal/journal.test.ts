@@ -143,6 +143,47 @@ describe("Last-Event-ID", () => {
   });
 });
 
+describe("intakeBatch (group commit)", () => {
+  test("one chunk: every row with its verdict, Last-Event-ID at the last id, later events see earlier ones", () => {
+    const r = rig();
+    const now = r.vt.now();
+    const a = signedData(r.signer.privateKey, { type: "peer_added", id: "evt_a", payload: { id: "n_1" }, issuedMs: now, nonce: "NB1" });
+    const b = signedData(r.signer.privateKey, { type: "x", id: "evt_b", issuedMs: now, nonce: "NB1" }); // nonce of a → replay
+    const res = r.journal.intakeBatch([msg(a, "1"), msg(a, "2"), msg(b, "3"), msg("junk"), oversize("4")]);
+    expect(res.map((x) => [x.verdict, x.reason])).toEqual([
+      ["verified", undefined],
+      ["duplicate", undefined],
+      ["rejected", "replay"],
+      ["rejected", "malformed"],
+      ["rejected", "oversize"],
+    ]);
+    expect(res.map((x) => statusOf(r.db, x.seq))).toEqual(["pending", "duplicate", "rejected", "rejected", "rejected"]);
+    expect(r.journal.row(res[0]!.seq)).toMatchObject({ ordering_key: "peer:n_1", attempts: 0 });
+    expect(r.journal.lastEventId()).toBe("4");
+    expect(r.journal.stats()).toEqual({ sse_rejected_total: { replay: 1, malformed: 1, oversize: 1 }, sse_duplicate_total: 1, sse_verified_total: 1 });
+  });
+
+  test("a batch that fails before the commit leaves no row, no Last-Event-ID and no nonce: re-delivery verifies", () => {
+    const r = rig();
+    r.send({ type: "x", id: "first" }, "1");
+    const data = signedData(r.signer.privateKey, { type: "x", id: "evt_lost", issuedMs: r.vt.now(), nonce: "N-lost" });
+    r.db.exec("ALTER TABLE kv RENAME TO kv_gone");
+    expect(() => r.journal.intakeBatch([msg(data, "2")])).toThrow();
+    expect((r.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(1);
+    expect(r.nonces.has("N-lost", r.vt.now())).toBe(false);
+    expect(r.journal.stats().sse_verified_total).toBe(1);
+    r.db.exec("ALTER TABLE kv_gone RENAME TO kv");
+    expect(r.journal.lastEventId()).toBe("1");
+    expect(r.journal.intakeBatch([msg(data, "2")])[0]!.verdict).toBe("verified");
+    expect(r.journal.lastEventId()).toBe("2");
+  });
+
+  test("an empty batch writes nothing", () => {
+    const r = rig();
+    expect(r.journal.intakeBatch([])).toEqual([]);
+  });
+});
+
 describe("nonce seeding", () => {
   test("after a restart a replayed nonce is caught from the seeded store", async () => {
     const a = rig();

@@ -1,21 +1,24 @@
 /**
- * The event journal (operations.md §1): every SSE event is appended (with the Last-Event-ID
- * advance, in one transaction) before it is verified, then its verdict is recorded. The journal
- * is also the durable nonce store (unique index over verified nonces) and the source of the
- * dispatcher, the DLQ and replay.
+ * The event journal (operations.md §1): every SSE event is journaled together with the
+ * Last-Event-ID advance and its verification verdict in one transaction (docs/decisions.md
+ * "Journal"): a crash before the commit leaves nothing, and the CP re-delivers the event after
+ * the old Last-Event-ID. {@link Journal.intakeBatch} does that for all events of one stream read
+ * chunk in one transaction — one fsync for the chunk (group commit). The journal is also the
+ * durable nonce store (unique index over verified nonces) and the source of the dispatcher, the
+ * DLQ and replay; it hands the parsed envelopes of fresh rows to the dispatcher in memory.
  */
 import type { Database } from "bun:sqlite";
 import { statSync } from "node:fs";
 import { verifyEnvelope, type Envelope, type PartialEnvelopeFields, type RejectReason, type VerifyResult } from "../events/envelope.ts";
 import type { TrustedKeys } from "../events/keys.ts";
-import type { NonceStore } from "../events/nonce-store.ts";
+import type { NonceInsertResult, NonceStore } from "../events/nonce-store.ts";
 import type { SseMessage, SseOversize } from "../events/sse.ts";
 import type { Logger } from "../log/index.ts";
 import { kvGet, kvSet } from "../store/db.ts";
 import { parseRfc3339 } from "../util/duration.ts";
 import { JournalError } from "./errors.ts";
 import { getRow, ts, type EventRow } from "./rows.ts";
-import { orderingKey, parsePayload, TERMINAL_STATUSES } from "./types.ts";
+import { NEVER_REPLAY, orderingKey, parsePayload, TERMINAL_STATUSES } from "./types.ts";
 
 /** kv key of the SSE Last-Event-ID (protocol.md §7). */
 export const LAST_EVENT_ID_KEY = "sse.last_event_id";
@@ -50,6 +53,49 @@ export interface IntakeResult {
   verdict: "verified" | "duplicate" | "rejected";
   reason?: RejectReason;
   envelope?: Envelope;
+}
+
+/**
+ * A verified row journaled by this process and not yet taken by the dispatcher: its envelope and
+ * parsed payload (no re-parse at dispatch). `undefined` parts when the in-memory cache was full.
+ * @internal between {@link Journal} and the dispatcher.
+ */
+export interface FreshIntake {
+  envelope: Envelope;
+  payload: { ok: true; value: unknown } | { ok: false; error: string };
+}
+
+// Parsed envelopes kept for the dispatcher; beyond this (intake far ahead of dispatch) rows are
+// still dispatched as fresh, their envelope is just parsed again from `raw`.
+const FRESH_CACHE_MAX = 4096;
+
+/**
+ * Nonce inserts of one intake transaction, applied to the real store only after the commit: a
+ * rolled-back transaction must not leave a nonce behind, or the re-delivered event would be
+ * rejected `replay` and lost. Same decisions as {@link NonceStore.insert} (the pending inserts
+ * count against the capacity).
+ */
+class StagedNonces {
+  readonly #store: NonceStore;
+  readonly #staged = new Map<string, { issuedAtMs: number; nowMs: number }>();
+
+  constructor(store: NonceStore) {
+    this.#store = store;
+  }
+
+  insert(nonce: string, issuedAtMs: number, nowMs: number): NonceInsertResult {
+    this.#store.cleanup(nowMs);
+    if (this.#store.has(nonce, nowMs) || this.#staged.has(nonce)) return "replay";
+    if (this.#store.size + this.#staged.size >= this.#store.capacity) return "full";
+    this.#staged.set(nonce, { issuedAtMs, nowMs });
+    return "inserted";
+  }
+
+  /** After the commit: the staged nonces go into the store (capacity was checked above). */
+  apply(): void {
+    for (const [nonce, s] of this.#staged) this.#store.insert(nonce, s.issuedAtMs, s.nowMs);
+    this.#staged.clear();
+  }
 }
 
 /** In-memory counters (reset at start), for metrics and health. */
@@ -101,6 +147,10 @@ export class Journal {
   readonly #keys: () => TrustedKeys | undefined;
   readonly #nonces: NonceStore;
   #seeded = false;
+  // Verified rows of this process not yet dispatched (seq → parsed envelope or undefined when
+  // not cached). Only these take the dispatcher's fast path (see Dispatcher).
+  readonly #fresh = new Map<number, FreshIntake | undefined>();
+  #freshCached = 0;
   readonly #stats: JournalStats = { sse_rejected_total: {}, sse_duplicate_total: 0, sse_verified_total: 0 };
 
   constructor(deps: JournalDeps) {
@@ -115,25 +165,169 @@ export class Journal {
   }
 
   /**
-   * Appends the raw event and advances `sse.last_event_id` in one transaction, then verifies
-   * it (protocol.md §8.2) and records the verdict. Oversize items are journaled rejected
-   * `oversize` (with empty `raw`: the parser discarded the data).
+   * Journals one event: row + `sse.last_event_id` advance + verification verdict in one
+   * transaction (see {@link intakeBatch}). Oversize items are journaled rejected `oversize` (with
+   * empty `raw`: the parser discarded the data).
    */
   intake(item: SseMessage | SseOversize): IntakeResult {
-    const seq = this.append(item);
-    const res = this.verifyRow(seq);
+    return this.intakeBatch([item])[0] as IntakeResult;
+  }
+
+  /**
+   * Journals the events of one stream read chunk, in order, in ONE transaction (one fsync):
+   * each row is inserted with its verdict (protocol.md §8.2 — verified rows `pending`, rejected
+   * and duplicate rows terminal) and `sse.last_event_id` ends at the last `id:` of the chunk.
+   * Verification runs inside the transaction, before the commit; a crash or an error before the
+   * commit leaves no row, no Last-Event-ID advance and no nonce, so the CP re-delivers the
+   * events (docs/decisions.md "Journal"). Later events of the batch see earlier ones
+   * (duplicates, nonces). Logs and counters follow the commit.
+   */
+  intakeBatch(items: readonly (SseMessage | SseOversize)[]): IntakeResult[] {
+    if (items.length === 0) return [];
+    const now = this.now();
+    const at = ts(now);
+    const nodeId = this.#nodeId();
+    const staged = new StagedNonces(this.#nonces);
+    const deps = {
+      keys: this.#keys,
+      // Only an accepted earlier copy makes a re-delivery harmless (protocol.md §7).
+      isDuplicate: (eventId: string, signature: string) =>
+        this.db.query("SELECT 1 FROM events WHERE event_id = ? AND signature = ? AND verify = 'verified' LIMIT 1").get(eventId, signature) !==
+        null,
+      // verifyEnvelope only calls insert(); see StagedNonces.
+      nonces: staged as unknown as NonceStore,
+      now: () => now,
+    };
+    const out: { res: IntakeResult; verdict: VerifyResult; fresh?: FreshIntake; item: SseMessage | SseOversize }[] = [];
+    const tx = this.db.transaction((): void => {
+      const ins = this.db.query(
+        `INSERT INTO events(sse_id, event_id, event_type, issued_at, nonce, signature, received_at, raw, verify, reject_reason,
+           status, ordering_key, processed_at, node_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      let lastId: string | undefined | null = null; // null: no item carried an id
+      for (const item of items) {
+        if (item.id !== undefined) lastId = item.id;
+        let v: VerifyResult =
+          item.type === "oversize"
+            ? { verdict: "rejected", reason: "oversize", detail: "event data larger than the limit (discarded while reading)" }
+            : verifyEnvelope(item.data, deps);
+        const raw = item.type === "event" ? Buffer.from(item.data, "utf8") : new Uint8Array(0);
+        const sseId = item.id ?? null;
+        let seq: number | undefined;
+        let fresh: FreshIntake | undefined;
+        if (v.verdict === "verified") {
+          const env = v.envelope;
+          const payload = parsePayload(env.payloadText);
+          const key = payload.ok ? (orderingKey(env.eventType, payload.value) ?? null) : null;
+          try {
+            seq = Number(
+              ins.run(sseId, env.eventId, env.eventType, env.issuedAt, env.nonce, env.signature, at, raw, "verified", null, "pending", key, null, nodeId)
+                .lastInsertRowid,
+            );
+            fresh = { envelope: env, payload };
+          } catch (err) {
+            if (!isUniqueViolation(err)) throw err;
+            // The nonce belongs to an earlier verified event the in-memory store already forgot:
+            // the journal is the durable store, so this is a replay (fail closed).
+            v = { verdict: "rejected", reason: "replay", envelope: env, detail: "nonce already journaled" };
+          }
+        }
+        if (seq === undefined) {
+          const verdict = v.verdict === "duplicate" ? "duplicate" : "rejected";
+          const reason = v.verdict === "rejected" ? v.reason : null;
+          const f: PartialEnvelopeFields = v.envelope ?? (v.verdict === "rejected" ? (v.fields ?? {}) : {});
+          seq = Number(
+            ins.run(
+              sseId,
+              f.eventId ?? null,
+              f.eventType ?? null,
+              f.issuedAt ?? null,
+              f.nonce ?? null,
+              f.signature ?? null,
+              at,
+              raw,
+              verdict,
+              reason,
+              verdict,
+              null,
+              at,
+              nodeId,
+            ).lastInsertRowid,
+          );
+        }
+        const res: IntakeResult =
+          v.verdict === "verified"
+            ? { seq, verdict: "verified", envelope: v.envelope }
+            : v.verdict === "duplicate"
+              ? { seq, verdict: "duplicate", envelope: v.envelope }
+              : v.envelope === undefined
+                ? { seq, verdict: "rejected", reason: v.reason }
+                : { seq, verdict: "rejected", reason: v.reason, envelope: v.envelope };
+        out.push(fresh === undefined ? { res, verdict: v, item } : { res, verdict: v, item, fresh });
+      }
+      // Events without `id:` do not move it; an empty `id:` resets it (W3C), so nothing is sent.
+      if (lastId !== null) kvSet(this.db, LAST_EVENT_ID_KEY, lastId === "" ? undefined : lastId);
+    });
+    tx.immediate();
+    staged.apply();
+    for (const o of out) this.#afterCommit(o.res, o.verdict, o.item, o.fresh);
+    return out.map((o) => o.res);
+  }
+
+  /** Counters, logs and the dispatcher hand-over of one committed intake row. */
+  #afterCommit(res: IntakeResult, v: VerifyResult, item: SseMessage | SseOversize, fresh: FreshIntake | undefined): void {
+    const seq = res.seq;
+    if (fresh !== undefined) {
+      this.#stats.sse_verified_total++;
+      // Types with side effects or trust changes always take the careful path (attempt
+      // committed before the handler runs), so they are not handed over as fresh.
+      if (!NEVER_REPLAY.has(fresh.envelope.eventType)) {
+        const cache = this.#freshCached < FRESH_CACHE_MAX;
+        this.#fresh.set(seq, cache ? fresh : undefined);
+        if (cache) this.#freshCached++;
+      }
+    } else if (v.verdict === "duplicate") {
+      this.#stats.sse_duplicate_total++;
+      this.log.debug("journal: duplicate event (re-delivery)", { seq, event_id: v.envelope.eventId, event_type: v.envelope.eventType });
+    } else {
+      const reason = res.reason as RejectReason;
+      const f: PartialEnvelopeFields = v.envelope ?? (v.verdict === "rejected" ? (v.fields ?? {}) : {});
+      this.#stats.sse_rejected_total[reason] = (this.#stats.sse_rejected_total[reason] ?? 0) + 1;
+      this.log.warn("security: event rejected", {
+        event_id: f.eventId,
+        event_type: f.eventType,
+        reason,
+        detail: v.verdict === "rejected" ? v.detail : undefined,
+        seq,
+        sse_id: item.id,
+      });
+    }
     const signed = res.envelope?.eventType;
     if (item.event !== undefined && signed !== undefined && item.event !== signed) {
       // Routing uses the signed type; the SSE `event:` field is informational (protocol.md §7).
       this.log.warn("journal: SSE event field differs from the signed event_type", { seq, sse_event: item.event, event_type: signed });
     }
-    return res;
   }
 
   /**
-   * Step 1 of {@link intake}: durable append + Last-Event-ID advance. Exposed for crash tests and
-   * for callers that must persist before doing anything else; {@link recoverUnverified} finishes
-   * rows left behind.
+   * Takes the hand-over of a row journaled (verified) by this process and never dispatched:
+   * `{ fresh: true, parsed }` once, then `{ fresh: false }`. `parsed` is undefined when the
+   * envelope was not cached. @internal for the dispatcher.
+   */
+  takeFresh(seq: number): { fresh: false } | { fresh: true; parsed: FreshIntake | undefined } {
+    if (!this.#fresh.has(seq)) return { fresh: false };
+    const parsed = this.#fresh.get(seq);
+    this.#fresh.delete(seq);
+    if (parsed !== undefined) this.#freshCached--;
+    return { fresh: true, parsed };
+  }
+
+  /**
+   * Durable append + Last-Event-ID advance without a verdict (status `received`, verify
+   * `unverified`). Not used by {@link intake} any more; kept for callers that must persist
+   * before anything else and for crash tests. {@link recoverUnverified} (dispatcher start) and
+   * {@link verifyRow} finish such rows, also rows left by an older agent version.
    */
   append(item: SseMessage | SseOversize): number {
     const raw = item.type === "event" ? Buffer.from(item.data, "utf8") : new Uint8Array(0);
@@ -154,7 +348,7 @@ export class Journal {
   }
 
   /**
-   * Step 2 of {@link intake}: verifies an `unverified` row and records the verdict. Verification
+   * Verifies an `unverified` row (see {@link append}) and records the verdict. Verification
    * uses the row's `received_at` as the clock, so a row recovered after a crash is judged as it
    * would have been on receipt (staleness, key transition, nonce expiry).
    */

@@ -7,6 +7,7 @@
  * Subsystems never import each other; everything they need from another one arrives here as
  * a callback.
  */
+import type { SseMessage, SseOversize } from "../events/sse.ts";
 import type { Database } from "bun:sqlite";
 import { existsSync, readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
@@ -647,17 +648,19 @@ export class Supervisor {
     const log = this.log.with({ subsystem: "sse" });
     if (this.stream && this.stream.state !== "stopped") return;
     if (this.#stop.signal.aborted || this.phase !== "connected") return;
+    const intake = (items: (SseMessage | SseOversize)[]): void => {
+      const results = this.journal!.intakeBatch(items);
+      if (results.some((r) => r.verdict === "verified")) this.dispatcher!.kick();
+    };
     this.stream ??= new EventStream({
       url: () => `${this.http.baseUrl}/v1/nodes/${encodeURIComponent(this.ctx.identity.nodeId)}/events`,
       token: () => this.ctx.bearer() ?? "",
       lastEventId: () => this.journal?.lastEventId(),
       version: VERSION,
       timing: { idleTimeoutMs: c.api.sse_idle_timeout, connectTimeoutMs: c.api.connect_timeout, pollIntervalMs: c.reconcile.interval },
-      onEvent: (item) => {
-        const r = this.journal!.intake(item);
-        if (r.verdict === "verified") this.dispatcher!.kick();
-        else if (r.verdict === "rejected") log.warn("security: event rejected", { event_id: r.envelope?.eventId, event_type: r.envelope?.eventType, reason: r.reason });
-      },
+      // The journal logs rejections ("security: event rejected") itself.
+      onEvent: (item) => intake([item]),
+      onEvents: (items) => intake(items),
       onConnected: () => {
         log.info("event stream connected", { last_event_id: this.journal?.lastEventId() });
         this.cpMonitor.success();

@@ -88,6 +88,11 @@ export interface EventStreamDeps {
    * Last-Event-ID on reconnect). Keep it short: the idle timer keeps running meanwhile.
    */
   readonly onEvent: (item: SseMessage | SseOversize) => void | Promise<void>;
+  /**
+   * All events of one read chunk, in order, so the journal can take them in one transaction
+   * (group commit). Used instead of onEvent when set.
+   */
+  readonly onEvents?: (items: (SseMessage | SseOversize)[]) => void | Promise<void>;
   /** After every established (re)connect: the caller triggers reconcile and kicks the outbox. */
   readonly onConnected?: () => void;
   /** Every failure, typed; 401 → re-auth flow, 403/404 → "node unknown" handling, etc. */
@@ -362,13 +367,22 @@ export class EventStream {
           if (value.length === 0) continue;
           bytes += value.length;
           lastByteAt = this.#now();
+          const batch: (SseMessage | SseOversize)[] = [];
           for (const item of parser.push(value)) {
             if (item.type === "retry") {
               this.#backoff.setBase(Math.max(this.#t.minRetryMs, Math.min(item.ms, this.#t.backoffCapMs)));
               continue;
             }
+            batch.push(item);
+          }
+          if (batch.length > 0) {
             try {
-              await this.#d.onEvent(item);
+              if (this.#d.onEvents) await this.#d.onEvents(batch);
+              else
+                for (const item of batch) {
+                  await this.#d.onEvent(item);
+                  if (conn.signal.aborted) break;
+                }
             } catch (error) {
               return finish({ kind: "handler_error", error });
             }

@@ -329,8 +329,11 @@ static int build_op(struct builder *b, const char *table, const struct nft_op *o
 
 static int build_once(const struct nft_batch *bt, uint32_t seq, struct builder *b)
 {
-	TRY(b_begin(b, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, AF_UNSPEC, NFNL_SUBSYS_NFTABLES,
-		    UINT32_MAX));
+	long mo = b_begin(b, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, AF_UNSPEC, NFNL_SUBSYS_NFTABLES,
+			  UINT32_MAX);
+	TRY(mo);
+	if (bt->genid)
+		TRY(nl_put_be32(&b->m, mo, NFNL_BATCH_GENID, bt->genid));
 	for (uint32_t i = 0; i < bt->nops; i++)
 		TRY(build_op(b, bt->table, &bt->ops[i], i));
 	TRY(b_begin(b, NFNL_MSG_BATCH_END, NLM_F_REQUEST, AF_UNSPEC, NFNL_SUBSYS_NFTABLES,
@@ -410,12 +413,29 @@ static int seq_in(uint32_t s, uint32_t lo, uint32_t hi)
 	return (uint32_t)(s - lo) <= (uint32_t)(hi - lo);
 }
 
+/* NFTA_GEN_ID of a NEWGEN message (the GETGEN answer), 0 when absent or malformed. */
+static uint32_t newgen_id(const struct nlmsghdr *h)
+{
+	size_t hl = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+	const struct nlattr *tb[NFTA_GEN_ID + 1];
+	uint32_t v;
+
+	if (h->nlmsg_len < hl ||
+	    nl_parse_attrs((const uint8_t *)h + NLMSG_ALIGN(hl), h->nlmsg_len - NLMSG_ALIGN(hl), tb,
+			   NFTA_GEN_ID) < 0 ||
+	    !tb[NFTA_GEN_ID] || nl_attr_len(tb[NFTA_GEN_ID]) != 4)
+		return 0;
+	memcpy(&v, nl_attr_data(tb[NFTA_GEN_ID]), 4);
+	return ntohl(v);
+}
+
 /* The batch carries no NLM_F_ACK (an ACK per op could overflow the receive queue on big
  * batches); the kernel only answers failing messages, and a failed commit is reported against
  * BATCH_BEGIN. To know when every answer is in, a GETGEN with NLM_F_ACK follows in a second
- * send: nfnetlink handles both synchronously and in order, so its ACK comes last. */
+ * send: nfnetlink handles both synchronously and in order, so its ACK comes last. Its NEWGEN
+ * answer is the generation right after the commit (saves the caller a separate round trip). */
 static int batch_recv(struct nl_sock *s, uint32_t lo, uint32_t hi, uint32_t sync, uint32_t *bad_seq,
-		      struct nl_err *err)
+		      struct nl_err *err, uint32_t *gen)
 {
 	size_t cap = 65536;
 	uint8_t *buf = malloc(cap);
@@ -434,6 +454,10 @@ static int batch_recv(struct nl_sock *s, uint32_t lo, uint32_t hi, uint32_t sync
 		size_t left = (size_t)n;
 		for (const struct nlmsghdr *h = (const void *)buf; NLMSG_OK(h, left);
 		     h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_type == MSGTYPE(NFT_MSG_NEWGEN) && h->nlmsg_seq == sync) {
+				*gen = newgen_id(h);
+				continue;
+			}
 			if (h->nlmsg_type != NLMSG_ERROR)
 				continue;
 			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
@@ -455,10 +479,11 @@ static int batch_recv(struct nl_sock *s, uint32_t lo, uint32_t hi, uint32_t sync
 	return first;
 }
 
-int nft_apply(const struct nft_batch *bt, struct nl_err *err, long *bad_op)
+int nft_apply(const struct nft_batch *bt, struct nl_err *err, long *bad_op, uint32_t *gen)
 {
 	struct nl_sock s;
 	struct nft_built built;
+	uint32_t g = 0;
 	int r;
 
 	*bad_op = -1;
@@ -491,7 +516,7 @@ int nft_apply(const struct nft_batch *bt, struct nl_err *err, long *bad_op)
 		r = o < 0 ? (int)o : nl_send(&s, g.buf, g.len);
 	}
 	if (r == 0) {
-		r = batch_recv(&s, lo, hi, sync, &bad, err);
+		r = batch_recv(&s, lo, hi, sync, &bad, err, &g);
 		if (r < 0 && bad) {
 			uint32_t i = bad - lo;
 			*bad_op = i < built.nmsgs && built.msg_op[i] != UINT32_MAX ? (long)built.msg_op[i]
@@ -502,6 +527,8 @@ int nft_apply(const struct nft_batch *bt, struct nl_err *err, long *bad_op)
 	nl_close(&s);
 	if (r < 0)
 		goto out_err;
+	if (gen)
+		*gen = g;
 	return 0;
 out_err:
 	if (!err->err)

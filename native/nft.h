@@ -108,6 +108,9 @@ struct nft_batch {
 	const char *table;
 	const struct nft_op *ops;
 	uint32_t nops;
+	/* Non-zero: BATCH_BEGIN carries NFNL_BATCH_GENID, so the kernel refuses the whole batch
+	 * (-ERESTART) unless the ruleset generation still equals it. 0 = unconditional. */
+	uint32_t genid;
 };
 
 /* A built batch: the messages back to back in buf; msg_off[i]/msg_op[i] give message i's
@@ -126,8 +129,11 @@ int nft_build_batch(const struct nft_batch *b, uint32_t seq, struct nft_built *o
 void nft_built_free(struct nft_built *out); /* accepts a zeroed struct */
 
 /* Apply as one transaction. On failure returns -errno, err filled (ext-ack message) and
- * *bad_op = index of the op whose message the kernel rejected (-1: the batch as a whole). */
-int nft_apply(const struct nft_batch *b, struct nl_err *err, long *bad_op);
+ * *bad_op = index of the op whose message the kernel rejected (-1: the batch as a whole;
+ * -ERESTART with b->genid set: the generation had moved on, nothing was applied).
+ * On success *gen (when not NULL) = the ruleset generation read right after the commit, in
+ * the same socket round trip (0 if the kernel did not report it). */
+int nft_apply(const struct nft_batch *b, struct nl_err *err, long *bad_op, uint32_t *gen);
 
 /* ---- reading back ---------------------------------------------------------------------- */
 

@@ -93,7 +93,8 @@ export interface NativeAddon {
   wgParseGet(messages: Uint8Array[]): WgDeviceNative;
 
   // nftables (nfnetlink): see firewall-api.ts for the batch/dump shapes
-  nftApply(batch: unknown): Promise<void>;
+  /** Resolves with the ruleset generation after the commit (batches may carry an expected `genid`). */
+  nftApply(batch: unknown): Promise<number>;
   nftDump(family: string, table: string): Promise<unknown>;
   nftBuildBatch(batch: unknown, seq: number): Uint8Array[];
   /** Pure: parse raw nf_tables dump messages (fuzz tests). */

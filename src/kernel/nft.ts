@@ -8,6 +8,7 @@
  */
 import type { FwBatch, FwDump, FwSet, NftAddon, NftFamily, NftWireBatch } from "./firewall-api.ts";
 import { lowerBatch } from "./nft-lower.ts";
+import { packBatch } from "./nft-packed.ts";
 import { raiseDump } from "./nft-raise.ts";
 
 export { lowerBatch, lowerRule, lowerSet } from "./nft-lower.ts";
@@ -62,7 +63,8 @@ export class NftTable {
   /** Applies the batch as one transaction: everything or nothing. */
   async apply(batch: FwBatch): Promise<void> {
     const wire = await this.lower(batch);
-    await this.addon.nftApply(wire);
+    // Long element lists travel packed (same messages, far fewer N-API property reads).
+    await this.addon.nftApply(packBatch(wire) as NftWireBatch);
   }
 
   /** Reads the owned table back (exists: false when absent). */

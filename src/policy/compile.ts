@@ -22,12 +22,14 @@
 import type { FwChain, FwRule, Field, Match, SetKeyType, Statement } from "../kernel/firewall-api.ts";
 import { NftValueError } from "../kernel/nft-values.ts";
 import { contains, disjointBoxes, formatKind, parseKind, within, type Box, type Kind, type Range } from "./ranges.ts";
+import { rememberBoxes } from "./wire.ts";
 import type {
   CompileNote,
   CompileOptions,
   Compiled,
   DesiredSet,
   Direction,
+  PolicyRuleInput,
   PolicySet,
   RuleReport,
   Ruleset,
@@ -136,25 +138,33 @@ function resolveUncached(end: string, ctx: Ctx): Resolved {
   return { ok: true, v4, v6, local: false };
 }
 
-/** Protocol/port of a rule → [proto range per family, port range] or null for "any". */
-function service(
-  protocol: string,
-  port: number,
-): { ok: true; svc: null | ((fam: Fam) => [Range, Range]) } | { ok: false; reason: string } {
+/** Protocol/port of a rule → the key tail [proto range, port range] per family, or null for "any". */
+type Service = { ok: true; tail: null | Readonly<Record<Fam, Box>> } | { ok: false; reason: string };
+
+function service(protocol: string, port: number): Service {
   if (!Number.isInteger(port) || port < 0 || port > 65535) return { ok: false, reason: `bad port ${port}` };
   const p = protocol.toLowerCase();
   if (p === "" || p === "any") {
     if (port !== 0) return { ok: false, reason: "a port needs protocol tcp or udp" };
-    return { ok: true, svc: null };
+    return { ok: true, tail: null };
   }
   if (p === "icmp") {
     if (port !== 0) return { ok: false, reason: "icmp has no ports" };
-    return { ok: true, svc: (fam) => [[ICMP[fam], ICMP[fam]], FULL_PORTS] };
+    return { ok: true, tail: { 4: [[ICMP[4], ICMP[4]], FULL_PORTS], 6: [[ICMP[6], ICMP[6]], FULL_PORTS] } };
   }
   const num = p === "tcp" ? 6n : p === "udp" ? 17n : undefined;
   if (num === undefined) return { ok: false, reason: `unknown protocol ${JSON.stringify(protocol)}` };
   const ports: Range = port === 0 ? FULL_PORTS : [BigInt(port), BigInt(port)];
-  return { ok: true, svc: () => [[num, num], ports] };
+  const tail: Box = [[num, num], ports];
+  return { ok: true, tail: { 4: tail, 6: tail } };
+}
+
+/** service(), memoised per compile: protocol → port → result (10,000 rules, few protocols). */
+function serviceOf(memo: Map<string, Service[]>, protocol: string, port: number): Service {
+  if (typeof protocol !== "string" || !Number.isInteger(port) || port < 0 || port > 65535) return service(protocol, port);
+  let byPort = memo.get(protocol);
+  if (!byPort) memo.set(protocol, (byPort = []));
+  return (byPort[port] ??= service(protocol, port));
 }
 
 function context(input: PolicySet, opts: CompileOptions): Ctx {
@@ -233,7 +243,67 @@ export function renderStructure(opts: CompileOptions): Ruleset {
 /** Set elements (canonical spelling) of disjoint boxes of a set type. */
 export function elementsOf(type: readonly SetKeyType[], boxes: readonly Box[]): Array<{ key: Array<string | number> }> {
   const kinds = type.map((t): Kind => (t === "ipv4_addr" ? "v4" : t === "ipv6_addr" ? "v6" : t === "inet_proto" ? "u8" : "u16"));
-  return boxes.map((box) => ({ key: box.map((r, i) => formatKind(kinds[i] as Kind, r)) }));
+  const els = boxes.map((box) => ({ key: box.map((r, i) => formatKind(kinds[i] as Kind, r)) }));
+  rememberBoxes(els, boxes, type);
+  return els;
+}
+
+/** Set names by action, direction, family and service ([action][dir][fam][svc ? 1 : 0]). */
+const NAMES = Object.fromEntries(
+  ACTIONS.map((a) => [a, Object.fromEntries(DIRS.map((d) => [d, { 4: [setName(a, d, 4, false), setName(a, d, 4, true)], 6: [setName(a, d, 6, false), setName(a, d, 6, true)] }]))]),
+) as Record<"deny" | "allow", Record<Direction, Record<Fam, [string, string]>>>;
+
+/**
+ * Puts one rule's boxes into their sets (`listOf(name)`) and its directions into the report;
+ * returns [status, reason] when the rule is skipped or matches nothing.
+ */
+function ruleInto(
+  r: PolicyRuleInput,
+  port: number,
+  protocol: string,
+  report: RuleReport,
+  ctx: Ctx,
+  services: Map<string, Service[]>,
+  forward: boolean,
+  listOf: (name: string) => Box[],
+): ["skipped" | "no_match", string] | null {
+  if (r.action !== "allow" && r.action !== "deny") return ["skipped", `unknown action ${JSON.stringify(r.action)}`];
+  const svc = serviceOf(services, protocol, port);
+  if (!svc.ok) return ["skipped", svc.reason];
+  const src = resolve(r.src, ctx);
+  const dst = resolve(r.dst, ctx);
+  // An invalid side wins over an unknown one: the rule is wrong whatever the peers are.
+  if (!src.ok && src.kind === "skipped") return ["skipped", src.reason];
+  if (!dst.ok && dst.kind === "skipped") return ["skipped", dst.reason];
+  if (!src.ok) return ["no_match", src.reason];
+  if (!dst.ok) return ["no_match", dst.reason];
+  const names = NAMES[r.action];
+  const dirs = report.directions;
+  const addDir = (d: Direction) => {
+    if (!dirs.includes(d)) dirs.push(d);
+  };
+  for (const fam of FAMS) {
+    const sr = fam === 4 ? src.v4 : src.v6;
+    const dr = fam === 4 ? dst.v4 : dst.v6;
+    const tail = svc.tail ? svc.tail[fam] : null;
+    const si = tail ? 1 : 0;
+    if (dst.local && sr.length) {
+      const l = listOf(names.in[fam][si]);
+      for (const x of sr) l.push(tail ? [x, ...tail] : [x]);
+      addDir("in");
+    }
+    if (src.local && dr.length) {
+      const l = listOf(names.out[fam][si]);
+      for (const y of dr) l.push(tail ? [y, ...tail] : [y]);
+      addDir("out");
+    }
+    if (forward && sr.length && dr.length) {
+      const l = listOf(names.fwd[fam][si]);
+      for (const x of sr) for (const y of dr) l.push(tail ? [x, y, ...tail] : [x, y]);
+      addDir("fwd");
+    }
+  }
+  return null;
 }
 
 /** Compiles the policy set into the whole table plus a per-rule report. */
@@ -242,15 +312,18 @@ export function compile(input: PolicySet, opts: CompileOptions): Compiled {
   const forward = opts.forward ?? true;
   const ctx = context(input, opts);
   const boxes = new Map<string, Box[]>();
-  const put = (name: string, b: Box) => {
-    const l = boxes.get(name);
-    if (l) l.push(b);
-    else boxes.set(name, [b]);
+  const listOf = (name: string): Box[] => {
+    let l = boxes.get(name);
+    if (!l) boxes.set(name, (l = []));
+    return l;
   };
+  const services = new Map<string, Service[]>();
   const rules: RuleReport[] = [];
   const notes: CompileNote[] = [];
   for (const pol of input.policies) {
-    pol.rules.forEach((r, index) => {
+    const list = pol.rules;
+    for (let index = 0; index < list.length; index++) {
+      const r = list[index] as PolicyRuleInput;
       const port = r.port ?? 0;
       const protocol = r.protocol ?? "";
       const report: RuleReport = {
@@ -265,36 +338,13 @@ export function compile(input: PolicySet, opts: CompileOptions): Compiled {
         directions: [],
       };
       rules.push(report);
-      const fail = (status: "skipped" | "no_match", reason: string) => {
-        report.status = status;
-        report.reason = reason;
-        notes.push({ level: status === "skipped" ? "warn" : "info", policy: pol.id, index, message: reason });
-      };
-      if (r.action !== "allow" && r.action !== "deny") return fail("skipped", `unknown action ${JSON.stringify(r.action)}`);
-      const svc = service(protocol, port);
-      if (!svc.ok) return fail("skipped", svc.reason);
-      const src = resolve(r.src, ctx);
-      const dst = resolve(r.dst, ctx);
-      // An invalid side wins over an unknown one: the rule is wrong whatever the peers are.
-      for (const side of [src, dst]) if (!side.ok && side.kind === "skipped") return fail("skipped", side.reason);
-      for (const side of [src, dst]) if (!side.ok) return fail("no_match", side.reason);
-      if (!src.ok || !dst.ok) return;
-      const action = r.action;
-      const emit = (dir: Direction, fam: Fam, addrs: Range[][]) => {
-        if (addrs.length === 0) return;
-        const s = svc.svc ? svc.svc(fam) : null;
-        for (const a of addrs) put(setName(action, dir, fam, s !== null), s ? [...a, ...s] : a);
-        if (!report.directions.includes(dir)) report.directions.push(dir);
-      };
-      for (const fam of FAMS) {
-        const sr = fam === 4 ? src.v4 : src.v6;
-        const dr = fam === 4 ? dst.v4 : dst.v6;
-        if (dst.local) emit("in", fam, sr.map((x) => [x]));
-        if (src.local) emit("out", fam, dr.map((x) => [x]));
-        if (forward) emit("fwd", fam, sr.flatMap((x) => dr.map((y) => [x, y])));
-      }
-      if (report.directions.length === 0) report.status = "not_local";
-    });
+      const reason = ruleInto(r, port, protocol, report, ctx, services, forward, listOf);
+      if (reason) {
+        report.status = reason[0];
+        report.reason = reason[1];
+        notes.push({ level: reason[0] === "skipped" ? "warn" : "info", policy: pol.id, index, message: reason[1] });
+      } else if (report.directions.length === 0) report.status = "not_local";
+    }
   }
   const disjoint = new Map<string, Box[]>();
   for (const set of ruleset.sets) {

@@ -52,6 +52,51 @@ describe("Enforcer", () => {
     expect(fw.state.rules.filter((r) => r.chain === "mesh_in").length).toBeGreaterThan(5);
   });
 
+  test("steady state: an append is one conditional commit, no generation read, no dump", async () => {
+    const fw = new FakeFirewall();
+    const e = mk(fw);
+    await e.apply(ps([["n_a", 80]]));
+    const before = { ...fw.calls };
+    await e.apply(ps([["n_a", 80], ["n_a", 81]]));
+    await e.apply(ps([["n_a", 80], ["n_a", 81], ["n_a", 82]]));
+    await e.apply(ps([["n_a", 82]])); // removal: full compile + diff against memory, still one commit
+    expect(fw.calls).toEqual({ applyAt: before.applyAt + 3, dump: before.dump, generation: before.generation });
+    expect(fw.state.sets.find((s) => s.name === "allow_in4_svc")!.elements).toEqual([{ key: ["10.100.0.1", 6, 82] }]);
+    // Nothing changed: the cache is checked with one generation read instead of a commit.
+    expect(await e.apply(ps([["n_a", 82]]))).toEqual([]);
+    expect(fw.calls.generation).toBe(before.generation + 1);
+  });
+
+  test("someone else commits right after ours: the generation is not trusted, the next apply reads the kernel", async () => {
+    const fw = new FakeFirewall();
+    const e = mk(fw);
+    await e.apply(ps([["n_a", 80]]));
+    const apply = fw.apply.bind(fw);
+    fw.apply = async (b, s) => {
+      await apply(b, s);
+      fw.gen++; // an unrelated table changed in the same instant
+    };
+    await e.apply(ps([["n_a", 80], ["n_a", 81]]));
+    fw.apply = apply;
+    const dumps = fw.calls.dump;
+    expect(await e.apply(ps([["n_a", 80], ["n_a", 81], ["n_a", 82]]))).toEqual([]);
+    expect(fw.calls.dump).toBe(dumps + 1);
+  });
+
+  test("targets without conditional commits: generation read around apply; tampering still detected", async () => {
+    const fw = new FakeFirewall();
+    Object.defineProperty(fw, "applyAt", { value: undefined }); // a target that cannot commit conditionally
+    const e = mk(fw);
+    await e.apply(ps([["n_a", 80]]));
+    await e.apply(ps([["n_a", 80], ["n_a", 81]]));
+    expect(fw.batches.at(-1)!.ops.map((o) => o.op)).toEqual(["addElements", "addElements"]);
+    fw.external((s) => (s.rules = s.rules.filter((r) => r.chain !== "mesh_in")));
+    const c = await e.apply(ps([["n_a", 80], ["n_a", 81], ["n_a", 82]]));
+    expect(c.map((x) => x.type)).toEqual(["firewall_restored"]);
+    expect(fw.state.rules.filter((r) => r.chain === "mesh_in").length).toBeGreaterThan(5);
+    expect(fw.calls.applyAt).toBe(0);
+  });
+
   test("a rejected delta falls back to a full replace in one transaction", async () => {
     const fw = new FakeFirewall();
     const e = mk(fw);

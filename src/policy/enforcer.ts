@@ -80,6 +80,17 @@ const RESTORED: Correction = { type: "firewall_restored", detail: "table inet pl
 
 const ownThread = (pid: number): boolean => pid > 0 && existsSync(`/proc/self/task/${pid}`);
 
+/** The cached generation is stale (checked without a commit); the caller re-plans from the kernel. */
+class GenerationMoved extends Error {
+  override name = "GenerationMoved";
+  readonly code = "ERESTART";
+}
+
+const codeOf = (err: unknown): unknown => (err instanceof Error ? (err as { code?: unknown }).code : undefined);
+
+/** The generation nf_tables moves to on a commit (a 32-bit counter that skips 0). */
+const nextGeneration = (g: number): number => ((g + 1) >>> 0) || 1;
+
 export class Enforcer {
   private readonly target: FirewallTarget;
   private readonly log: EnforcerLog;
@@ -144,8 +155,15 @@ export class Enforcer {
       }
       const snap = snapshot(desired);
       // The kernel still holds exactly what we last committed when the generation is unchanged.
-      const cacheValid =
-        prev !== null && this.cachedGen !== null && this.target.generation !== undefined && (await this.target.generation()) === this.cachedGen;
+      // A target with conditional commits (applyAt) checks that inside the commit itself — the
+      // kernel refuses the batch if anything changed since — so no separate round trip first.
+      const conditional = this.target.applyAt !== undefined;
+      // commit() forgets the cached generation; a refused batch changes nothing, so keep it here.
+      const gen0 = this.cachedGen;
+      let cacheValid =
+        prev !== null &&
+        gen0 !== null &&
+        (conditional || (this.target.generation !== undefined && (await this.target.generation()) === gen0));
 
       // Fast path: rules appended → compile and add only their elements.
       if (cacheValid && prev && prevSet && this.compiledWith === this.options) {
@@ -155,35 +173,51 @@ export class Enforcer {
           const ops: FwOp[] = [...inc.adds].map(([set, elements]) => ({ op: "addElements", set, elements }));
           const p: Plan = { kind: ops.length ? "elements" : "none", batch: { family: "inet", table: this.target.table, ops }, reasons: [], added: ops.length, removed: 0 };
           try {
-            await this.commit(p, inc.compiled.ruleset, false);
+            await this.commit(p, inc.compiled.ruleset, false, conditional ? gen0 : null);
             this.desired = snap;
             this.compiled = inc.compiled;
             this.lastApply = new Date();
             return corrections;
           } catch (err) {
-            this.log.warn("incremental nftables update rejected; recomputing", { error: String(err) });
+            if (err instanceof GenerationMoved || codeOf(err) === "ERESTART") {
+              this.log.debug("nftables ruleset changed since our last commit; reading it back", {});
+              cacheValid = false;
+            } else this.log.warn("incremental nftables update rejected; recomputing", { error: String(err) });
           }
         }
       }
 
       const next = compile(snap, this.options);
       this.logNotes(next.notes);
-      const fromKernel = !(cacheValid && prev);
-      const actual = fromKernel ? await this.target.dump() : asDump((prev as Compiled).ruleset);
-      const p = plan(next.ruleset, actual);
-      // Drift: the kernel did not hold what we last applied (first apply: an old table that is
-      // not what we want now).
-      const drifted = fromKernel && actual.exists && (prev ? plan(prev.ruleset, actual).kind !== "none" : p.kind !== "none");
-      this.desired = snap;
-      this.compiled = next;
-      this.compiledWith = this.options;
-      await this.commit(p, next.ruleset);
-      this.lastApply = new Date();
-      if (drifted) {
-        this.restored++;
-        corrections.push(RESTORED);
+      for (;;) {
+        const fromKernel = !(cacheValid && prev);
+        const expect = conditional && !fromKernel ? gen0 : null;
+        const actual = fromKernel ? await this.target.dump() : asDump((prev as Compiled).ruleset);
+        const p = plan(next.ruleset, actual);
+        // Drift: the kernel did not hold what we last applied (first apply: an old table that is
+        // not what we want now).
+        const drifted = fromKernel && actual.exists && (prev ? plan(prev.ruleset, actual).kind !== "none" : p.kind !== "none");
+        this.desired = snap;
+        this.compiled = next;
+        this.compiledWith = this.options;
+        try {
+          await this.commit(p, next.ruleset, true, expect);
+        } catch (err) {
+          // The ruleset changed since our last commit: plan again against what the kernel holds.
+          if (expect !== null && (err instanceof GenerationMoved || codeOf(err) === "ERESTART")) {
+            this.log.debug("nftables ruleset changed since our last commit; reading it back", {});
+            cacheValid = false;
+            continue;
+          }
+          throw err;
+        }
+        this.lastApply = new Date();
+        if (drifted) {
+          this.restored++;
+          corrections.push(RESTORED);
+        }
+        return corrections;
       }
-      return corrections;
     });
   }
 
@@ -207,14 +241,30 @@ export class Enforcer {
     });
   }
 
-  /** One transaction; a failed partial plan is retried once as a full replace (`fallback`). */
-  private async commit(p: Plan, rs: Ruleset, fallback = true): Promise<void> {
+  /**
+   * One transaction; a failed partial plan is retried once as a full replace (`fallback`).
+   * `expect` (conditional targets only): the generation the plan was computed against; the
+   * commit is refused when the ruleset moved on (GenerationMoved / ERESTART, for the caller to
+   * re-plan from the kernel), and the new generation is cached only when it is exactly the
+   * next one, i.e. nobody else committed in between.
+   */
+  private async commit(p: Plan, rs: Ruleset, fallback = true, expect: number | null = null): Promise<void> {
     const sets = new Map<string, FwSet>(rs.sets.map((s) => [s.name, s]));
+    const applyAt = this.target.applyAt?.bind(this.target);
     this.cachedGen = null;
-    if (p.kind !== "none") {
+    let gen: number | null = null;
+    if (p.kind === "none") {
+      // Nothing to commit; with a conditional target the cache has not been checked yet.
+      const now = applyAt && this.target.generation ? await this.target.generation() : null;
+      if (expect !== null && now !== expect) throw new GenerationMoved();
+      gen = now;
+    } else {
       try {
-        await this.target.apply(p.batch, sets);
+        if (applyAt) gen = await applyAt(p.batch, sets, expect);
+        else await this.target.apply(p.batch, sets);
+        if (expect !== null && gen !== nextGeneration(expect)) gen = null; // someone else committed too
       } catch (err) {
+        if (expect !== null && codeOf(err) === "ERESTART") throw err;
         if (!fallback) {
           this.cachedGen = null;
           throw err;
@@ -222,7 +272,8 @@ export class Enforcer {
         if (p.kind === "full") return this.fail(err);
         this.log.warn("nftables delta rejected; replacing the whole table", { plan: p.kind, error: String(err) });
         try {
-          await this.target.apply(fullBatch(rs), sets);
+          if (applyAt) gen = await applyAt(fullBatch(rs), sets, null);
+          else await this.target.apply(fullBatch(rs), sets);
         } catch (err2) {
           return this.fail(err2);
         }
@@ -231,7 +282,8 @@ export class Enforcer {
     }
     this.synced = true;
     this.lastError = null;
-    if (this.target.generation) this.cachedGen = await this.target.generation();
+    if (applyAt) this.cachedGen = gen || null;
+    else if (this.target.generation) this.cachedGen = await this.target.generation();
   }
 
   private fail(err: unknown): never {

@@ -40,6 +40,8 @@ export class FakeFirewall implements FirewallTarget {
   /** Make the next apply fail with this code. */
   failNext: string | null = null;
   foreign: ForeignTable[] = [];
+  /** Round trips by kind (what a real target would pay a thread hop for). */
+  readonly calls = { applyAt: 0, dump: 0, generation: 0 };
   private listeners = new Set<(e: NftMonitorEvent[]) => void>();
   private nextHandle = 1;
 
@@ -59,6 +61,14 @@ export class FakeFirewall implements FirewallTarget {
     this.state = s;
     this.batches.push(structuredClone(batch));
     this.commit(process.pid, batch.ops.length ? [{ type: "newtable", family: "inet", table: this.table }] : []);
+  }
+
+  /** Conditional commit (FirewallTarget.applyAt): refused with ERESTART once the generation moved. */
+  async applyAt(batch: FwBatch, sets: ReadonlyMap<string, FwSet>, generation: number | null): Promise<number> {
+    this.calls.applyAt++;
+    if (generation !== null && generation !== this.gen) throw new FakeNftError("ERESTART", `generation ${this.gen}, expected ${generation}`);
+    await this.apply(batch, sets);
+    return this.gen;
   }
 
   private op(s: FwDump, op: FwOp): void {
@@ -142,10 +152,12 @@ export class FakeFirewall implements FirewallTarget {
   }
 
   async dump(): Promise<FwDump> {
+    this.calls.dump++;
     return structuredClone(this.state);
   }
 
   async generation(): Promise<number> {
+    this.calls.generation++;
     return this.gen;
   }
 

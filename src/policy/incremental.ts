@@ -7,7 +7,7 @@
  */
 import type { FwElement } from "../kernel/firewall-api.ts";
 import { compile, elementsOf } from "./compile.ts";
-import type { Box } from "./ranges.ts";
+import type { Box, Range } from "./ranges.ts";
 import type { CompileOptions, Compiled, PolicyInput, PolicyRuleInput, PolicySet } from "./types.ts";
 
 /** At most this many appended rules take the fast path. */
@@ -38,21 +38,102 @@ function conflicts(a: Box, b: Box): boolean {
   return true;
 }
 
-/** First-field bounds as doubles: a cheap prefilter before the exact bigint comparison. */
-const bounds = new WeakMap<readonly Box[], { lo: Float64Array; hi: Float64Array }>();
-function firstBounds(boxes: readonly Box[]): { lo: Float64Array; hi: Float64Array } {
-  let b = bounds.get(boxes);
-  if (!b) {
-    b = { lo: new Float64Array(boxes.length), hi: new Float64Array(boxes.length) };
-    for (let i = 0; i < boxes.length; i++) {
-      const r = boxes[i]![0] as readonly [bigint, bigint];
-      // Number() rounds IPv6 values; widen by one unit either way so the filter stays conservative.
-      b.lo[i] = Number(r[0]) * (1 - 1e-15) - 2;
-      b.hi[i] = Number(r[1]) * (1 + 1e-15) + 2;
-    }
-    bounds.set(boxes, b);
+/**
+ * First-field bounds of a set's boxes as doubles, sorted by lower bound, with a running
+ * maximum of the upper bounds: an overlap query is a binary search plus a short backward scan
+ * instead of a pass over every element. Doubles are a conservative prefilter (Number() rounds
+ * IPv6 values, so every bound is widened by a relative 1e-15 and 2 units either way, which
+ * also catches adjacency); the exact bigint test (`conflicts`) decides.
+ *
+ * Indexes persist between applies: an appended-rules increment reuses its predecessor's sorted
+ * part and only lists the appended boxes separately (`extra`, scanned linearly); after
+ * MAX_EXTRA appended boxes the next query re-sorts.
+ */
+interface FirstIndex {
+  /** Boxes in ascending order of `lo`. */
+  sorted: readonly Box[];
+  lo: Float64Array;
+  hi: Float64Array;
+  /** maxHi[i] = max(hi[0..i]). */
+  maxHi: Float64Array;
+  /** Boxes appended since `sorted` was built, with their widened bounds. */
+  extra: readonly Box[];
+  extraLo: readonly number[];
+  extraHi: readonly number[];
+}
+
+const MAX_EXTRA = 1024;
+const indexes = new WeakMap<readonly Box[], FirstIndex>();
+
+const wideLo = (v: bigint): number => Number(v) * (1 - 1e-15) - 2;
+const wideHi = (v: bigint): number => Number(v) * (1 + 1e-15) + 2;
+
+function buildIndex(boxes: readonly Box[]): FirstIndex {
+  const n = boxes.length;
+  let lo = new Float64Array(n);
+  let hi = new Float64Array(n);
+  let sortedOk = true;
+  for (let i = 0; i < n; i++) {
+    const r = boxes[i]![0] as Range;
+    lo[i] = wideLo(r[0]);
+    hi[i] = wideHi(r[1]);
+    if (i > 0 && (lo[i] as number) < (lo[i - 1] as number)) sortedOk = false;
   }
-  return b;
+  let sorted: readonly Box[] = boxes;
+  // A full compile's boxes are already in first-field order; only increments need sorting.
+  if (!sortedOk) {
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (lo[a] as number) - (lo[b] as number));
+    sorted = order.map((i) => boxes[i] as Box);
+    lo = Float64Array.from(order, (i) => lo[i] as number);
+    hi = Float64Array.from(order, (i) => hi[i] as number);
+  }
+  const maxHi = new Float64Array(n);
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if ((hi[i] as number) > m) m = hi[i] as number;
+    maxHi[i] = m;
+  }
+  return { sorted, lo, hi, maxHi, extra: [], extraLo: [], extraHi: [] };
+}
+
+function indexOf(boxes: readonly Box[]): FirstIndex {
+  let x = indexes.get(boxes);
+  if (!x) {
+    x = buildIndex(boxes);
+    indexes.set(boxes, x);
+  }
+  return x;
+}
+
+/** True when `b` conflicts with any indexed box. */
+function conflictsAny(x: FirstIndex, b: Box): boolean {
+  const r = b[0] as Range;
+  const qlo = wideLo(r[0]);
+  const qhi = wideHi(r[1]);
+  // First index whose lo exceeds qhi: everything from there on starts after b.
+  let a = 0;
+  let z = x.lo.length;
+  while (a < z) {
+    const mid = (a + z) >>> 1;
+    if ((x.lo[mid] as number) > qhi) z = mid;
+    else a = mid + 1;
+  }
+  for (let i = a - 1; i >= 0 && (x.maxHi[i] as number) >= qlo; i--)
+    if ((x.hi[i] as number) >= qlo && conflicts(x.sorted[i] as Box, b)) return true;
+  for (let i = 0; i < x.extra.length; i++)
+    if ((x.extraLo[i] as number) <= qhi && (x.extraHi[i] as number) >= qlo && conflicts(x.extra[i] as Box, b)) return true;
+  return false;
+}
+
+/** Registers the index of `merged` = `have` + `added` (when cheap), sharing `have`'s sorted part. */
+function extendIndex(x: FirstIndex, merged: readonly Box[], added: readonly Box[]): void {
+  if (x.extra.length + added.length > MAX_EXTRA) return; // rebuilt (and re-sorted) on next use
+  indexes.set(merged, {
+    ...x,
+    extra: [...x.extra, ...added],
+    extraLo: [...x.extraLo, ...added.map((b) => wideLo((b[0] as Range)[0]))],
+    extraHi: [...x.extraHi, ...added.map((b) => wideHi((b[0] as Range)[1]))],
+  });
 }
 
 /** A frozen copy of the parts of a PolicySet the fast path compares (callers may reuse arrays). */
@@ -101,17 +182,11 @@ export function incremental(prevSet: PolicySet, prev: Compiled, next: PolicySet,
   const adds = new Map<string, FwElement[]>();
   for (const [name, nb] of small.boxes) {
     const have = prev.boxes.get(name) ?? [];
-    const fb = firstBounds(have);
-    for (const b of nb) {
-      const r = b[0] as readonly [bigint, bigint];
-      const lo = Number(r[0]);
-      const hi = Number(r[1]);
-      for (let i = 0; i < have.length; i++) {
-        if ((fb.lo[i] as number) > hi || lo > (fb.hi[i] as number)) continue;
-        if (conflicts(have[i] as Box, b)) return null;
-      }
-    }
-    boxes.set(name, [...have, ...nb]);
+    const x = indexOf(have);
+    for (const b of nb) if (conflictsAny(x, b)) return null;
+    const merged = [...have, ...nb];
+    extendIndex(x, merged, nb);
+    boxes.set(name, merged);
   }
   const sets = prev.ruleset.sets.map((s) => {
     const nb = small.boxes.get(s.name);

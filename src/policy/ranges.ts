@@ -33,18 +33,21 @@ export function mergeRanges(rs: readonly Range[]): Range[] {
   return out;
 }
 
-const tailKeys = new WeakMap<Box, string>();
-function tailKey(b: Box): string {
-  let k = tailKeys.get(b);
-  if (k === undefined) {
-    k = boxKey([b.slice(1)]);
-    tailKeys.set(b, k);
+/** Same boxes in the same order (what a string key of both would compare, without building it). */
+function sameBoxes(a: readonly Box[], b: readonly Box[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as Box;
+    const y = b[i] as Box;
+    if (x.length !== y.length) return false;
+    for (let j = 0; j < x.length; j++) {
+      const p = x[j] as Range;
+      const q = y[j] as Range;
+      if (p[0] !== q[0] || p[1] !== q[1]) return false;
+    }
   }
-  return k;
-}
-
-function boxKey(boxes: readonly Box[]): string {
-  return boxes.map((b) => b.map((r) => `${r[0]}-${r[1]}`).join(",")).join(";");
+  return true;
 }
 
 /**
@@ -57,12 +60,23 @@ export function disjointBoxes(boxes: readonly Box[]): Box[] {
   const first = boxes[0];
   if (!first) return [];
   if (first.length === 1) return mergeRanges(boxes.map((b) => b[0] as Range)).map((r) => [r]);
+  // IPv4 addresses, protocols and ports are safe integers: sweeping doubles is several times
+  // faster than bigints (the result is the same; only IPv6 keys take the bigint sweep).
+  for (const b of boxes) if ((b[0] as Range)[1] >= SAFE_END) return sweepBig(boxes);
+  return sweepNum(boxes);
+}
+
+/** Largest first-axis value for the numeric sweep (hi + 1 must stay exact too). */
+const SAFE_END = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The sweep of disjointBoxes over bigints (any key width). */
+function sweepBig(boxes: readonly Box[]): Box[] {
   const starts = [...boxes].sort((a, b) => cmp((a[0] as Range)[0], (b[0] as Range)[0]));
   const ends = [...boxes].sort((a, b) => cmp((a[0] as Range)[1], (b[0] as Range)[1]));
   const points = [...new Set([...boxes.map((b) => (b[0] as Range)[0]), ...boxes.map((b) => (b[0] as Range)[1] + 1n)])].sort(cmp);
   const active = new Set<Box>();
   const out: Box[] = [];
-  let run: { lo: bigint; hi: bigint; key: string; sub: Box[] } | null = null;
+  let run: { lo: bigint; hi: bigint; sub: Box[] } | null = null;
   const flush = () => {
     if (run) for (const s of run.sub) out.push([[run.lo, run.hi], ...s]);
     run = null;
@@ -79,40 +93,145 @@ export function disjointBoxes(boxes: readonly Box[]): Box[] {
       continue;
     }
     let sub: Box[];
-    let key: string;
     if (active.size === 1) {
       // One box is disjoint by itself: no recursion (the common case: distinct peers).
       const only = active.values().next().value as Box;
       sub = [only.slice(1)];
-      key = tailKey(only);
     } else {
       sub = disjointBoxes([...active].map((b) => b.slice(1)));
-      key = boxKey(sub);
     }
-    if (run && run.key === key && run.hi + 1n === p) run.hi = next - 1n;
+    if (run && run.hi + 1n === p && sameBoxes(run.sub, sub)) run.hi = next - 1n;
     else {
       flush();
-      run = { lo: p, hi: next - 1n, key, sub };
+      run = { lo: p, hi: next - 1n, sub };
     }
   }
   flush();
   return out;
 }
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
+/** sweepBig with the first axis as doubles (every first-axis value below SAFE_END). */
+function sweepNum(boxes: readonly Box[]): Box[] {
+  const n = boxes.length;
+  const lo = new Float64Array(n);
+  const end = new Float64Array(n); // hi + 1
+  const points = new Float64Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const r = boxes[i]![0] as Range;
+    lo[i] = Number(r[0]);
+    end[i] = Number(r[1]) + 1;
+    points[2 * i] = lo[i] as number;
+    points[2 * i + 1] = end[i] as number;
+  }
+  points.sort();
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  for (let i = 0; i < n; i++) starts[i] = ends[i] = i;
+  starts.sort((a, b) => (lo[a] as number) - (lo[b] as number));
+  ends.sort((a, b) => (end[a] as number) - (end[b] as number));
+  // Active boxes: a dense array with swap-remove (order does not matter, the decomposition is
+  // canonical), cheaper than a Set for 10,000+ insertions and deletions.
+  const active: number[] = [];
+  const pos = new Int32Array(n);
+  const out: Box[] = [];
+  let runLo = 0;
+  let runHi = 0;
+  let runSub: Box[] | null = null;
+  const flush = () => {
+    if (runSub) {
+      const r: Range = [BigInt(runLo), BigInt(runHi)];
+      for (const s of runSub) out.push([r, ...s]);
+    }
+    runSub = null;
+  };
+  let si = 0;
+  let ei = 0;
+  for (let i = 0; i < 2 * n; i++) {
+    const p = points[i] as number;
+    if (i > 0 && p === points[i - 1]) continue;
+    while (ei < n && end[ends[ei] as number] === p) {
+      const k = ends[ei++] as number;
+      const last = active.pop() as number;
+      if (last !== k) {
+        active[pos[k] as number] = last;
+        pos[last] = pos[k] as number;
+      }
+    }
+    while (si < n && lo[starts[si] as number] === p) {
+      const k = starts[si++] as number;
+      pos[k] = active.length;
+      active.push(k);
+    }
+    // Next distinct point.
+    let j = i + 1;
+    while (j < 2 * n && points[j] === p) j++;
+    if (active.length === 0 || j === 2 * n) {
+      flush();
+      continue;
+    }
+    const next = points[j] as number;
+    let sub: Box[];
+    if (active.length === 1) {
+      // One box is disjoint by itself: no recursion (the common case: distinct peers).
+      sub = [(boxes[active[0] as number] as Box).slice(1)];
+    } else {
+      sub = disjointBoxes(active.map((k) => (boxes[k] as Box).slice(1)));
+    }
+    if (runSub && runHi + 1 === p && sameBoxes(runSub, sub)) runHi = next - 1;
+    else {
+      flush();
+      runLo = p;
+      runHi = next - 1;
+      runSub = sub;
+    }
+  }
+  flush();
+  return out;
+}
 
-/** Fast path for "a.b.c.d" and "a.b.c.d/n"; undefined when the text is anything else. */
+/**
+ * Fast path for "a.b.c.d" and "a.b.c.d/n" (octets of 1-3 digits up to 255, prefix of 1-2
+ * digits up to 32); undefined when the text is anything else. Hand-rolled: it runs once per
+ * distinct rule endpoint, 10,000 times for 10,000 rules.
+ */
 function parseV4(s: string): Range | undefined {
-  const m = V4.exec(s);
-  if (!m) return undefined;
+  const n = s.length;
+  let i = 0;
   let v = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) return undefined;
+  for (let k = 0; k < 4; k++) {
+    if (k > 0) {
+      if (s.charCodeAt(i) !== 46 /* . */) return undefined;
+      i++;
+    }
+    let o = 0;
+    const start = i;
+    while (i < n && i - start < 4) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      o = o * 10 + c;
+      i++;
+    }
+    if (i === start || i - start > 3 || o > 255) return undefined;
     v = v * 256 + o;
   }
-  const plen = m[5] === undefined ? 32 : Number(m[5]);
-  if (plen > 32) return undefined;
+  let plen = 32;
+  if (i < n) {
+    if (s.charCodeAt(i) !== 47 /* / */) return undefined;
+    i++;
+    const start = i;
+    plen = 0;
+    while (i < n) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return undefined;
+      plen = plen * 10 + c;
+      i++;
+    }
+    if (i === start || i - start > 2 || plen > 32) return undefined;
+  }
+  if (plen === 32) {
+    const b = BigInt(v);
+    return [b, b];
+  }
   const size = 2 ** (32 - plen);
   const lo = v - (v % size);
   return [BigInt(lo), BigInt(lo + size - 1)];
@@ -130,8 +249,10 @@ export function parseKind(kind: Kind, v: ElemValue): Range {
   return parseRange(kind, v);
 }
 
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+
 function v4Text(n: number): string {
-  return `${Math.floor(n / 16777216)}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
+  return `${OCTET[n >>> 24]}.${OCTET[(n >>> 16) & 255]}.${OCTET[(n >>> 8) & 255]}.${OCTET[n & 255]}`;
 }
 
 /** The spelling the kernel read-back uses (nft-values formatRange): single, CIDR or lo-hi. */

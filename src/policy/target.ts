@@ -6,6 +6,7 @@
 import type { NativeAddon, NftMonitorEvent, NftMonitorHandle } from "../kernel/addon-api.ts";
 import type { FwBatch, FwDump, FwSet, NftAddon, NftFamily } from "../kernel/firewall-api.ts";
 import { NftTable, raiseDump } from "../kernel/nft.ts";
+import type { NftPackedBatch } from "../kernel/nft-packed.ts";
 import { lowerFast } from "./wire.ts";
 
 /** A foreign table's base chains and rules, read only. */
@@ -24,6 +25,14 @@ export interface FirewallTarget {
    * enforcer knows them from the desired ruleset), so no read-back is needed to lower it.
    */
   apply(batch: FwBatch, sets: ReadonlyMap<string, FwSet>): Promise<void>;
+  /**
+   * Like apply, but the generation check and read-back ride in the commit's own round trip:
+   * with `generation` set, the kernel refuses the whole transaction (error code `ERESTART`)
+   * unless the ruleset generation still equals it; resolves with the generation right after
+   * the commit (0 when unknown). Optional: without it the enforcer calls generation() around
+   * apply().
+   */
+  applyAt?(batch: FwBatch, sets: ReadonlyMap<string, FwSet>, generation: number | null): Promise<number>;
   /** Reads our table back (exists: false when absent). */
   dump(): Promise<FwDump>;
   /** The ruleset generation id, when the target can tell (cheap: one netlink round trip). */
@@ -40,12 +49,21 @@ const INSPECT: readonly NftFamily[] = ["inet", "ip", "ip6"];
 export function nftTarget(addon: NativeAddon, table = "plexd"): FirewallTarget {
   const nft = addon as unknown as NftAddon;
   const owned = new NftTable(nft, "inet", table);
+  // nftApply takes packed element lists and resolves with the generation after the commit.
+  const applyWire = nft.nftApply as unknown as (b: NftPackedBatch) => Promise<unknown>;
   return {
     family: "inet",
     table,
     async apply(batch, sets) {
       owned.checkOwned(batch);
-      await nft.nftApply(lowerFast(batch, sets));
+      await applyWire(lowerFast(batch, sets));
+    },
+    async applyAt(batch, sets, generation) {
+      owned.checkOwned(batch);
+      const wire = lowerFast(batch, sets);
+      if (generation !== null && generation > 0) wire.genid = generation;
+      const gen = await applyWire(wire);
+      return typeof gen === "number" ? gen : 0;
     },
     dump: () => owned.dump(),
     generation: () => addon.nftGetGen(),

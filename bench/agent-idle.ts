@@ -16,7 +16,7 @@
  * Sampling: every second, /proc/<pid>/status VmRSS and /proc/<pid>/stat utime+stime of the
  * agent, its wireguard-go child and the baseline.
  *
- *   node_modules/.bin/bun bench/agent-idle.ts [--duration 60] [--peers 100] [--settle 5]
+ *   node_modules/.bin/bun bench/agent-idle.ts [--duration 60] [--peers 100] [--settle 5] [--agent-bin PATH] [--cp-bin PATH] [--smaps] [--strace]
  */
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,8 +27,9 @@ import { BUN, childrenOf, commOf, flag, hasFlag, killPid, median, Proc, ROOT, sa
 const DURATION_S = Number(flag("duration", "60"));
 const PEERS = Number(flag("peers", "100"));
 const SETTLE_S = Number(flag("settle", "5"));
-const AGENT_BIN = join(ROOT, "dist/plexd");
-const CP_BIN = join(ROOT, "dist/plexd-cp");
+// --agent-bin: compare another build (e.g. a copy of the previous dist/) in the same lab.
+const AGENT_BIN = flag("agent-bin", join(ROOT, "dist/plexd"));
+const CP_BIN = flag("cp-bin", join(ROOT, "dist/plexd-cp"));
 
 // ---------------------------------------------------------------------------------------------
 // Registration helper (runs inside the CP namespace)
@@ -58,6 +59,21 @@ async function registerChild(): Promise<void> {
     await call("POST", "/v1/register", t, { token: t, public_key, hostname: `idle-peer-${i}` });
   }
   console.log(JSON.stringify({ agent_token: await newToken(), registered: n }));
+}
+
+/** Mappings of `pid` grouped by name (file path or [heap]/anon), largest Rss first. */
+function smapsTop(pid: number, n = 8): Array<{ name: string; rss: number }> {
+  const by = new Map<string, number>();
+  let name = "";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) name = head[1] || "[anon]";
+    else {
+      const m = /^Rss:\s+(\d+) kB/.exec(line);
+      if (m) by.set(name, (by.get(name) ?? 0) + Number(m[1]));
+    }
+  }
+  return [...by.entries()].map(([k, v]) => ({ name: k, rss: v })).sort((a, b) => b.rss - a.rss).slice(0, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,6 +258,19 @@ async function main(): Promise<void> {
     );
     console.log(`CPU target ≤ 0.1 CPU-s/min: agent ${ag.perMin.toFixed(3)} ${ag.perMin <= 0.1 ? "OK" : "OVER"} (baseline ${bl.perMin.toFixed(3)}, agent − baseline ${(ag.perMin - bl.perMin).toFixed(3)})`);
     console.log(`wireguard-go (separate process, not in the agent figure): RSS ${mib(wg.rssMed)}, ${wg.perMin.toFixed(3)} CPU-s/min`);
+    if (hasFlag("smaps")) {
+      // Where the agent's RSS lives: top mappings by Rss (/proc/<pid>/smaps).
+      const rows = smapsTop(agent.pid);
+      console.log("agent RSS by mapping (top 8, KiB): " + rows.map((r) => `${r.name} ${r.rss}`).join("; "));
+    }
+    if (hasFlag("strace")) {
+      // Syscalls of the idle agent (all threads) over 20 s: what still wakes it up.
+      const st = Bun.spawn(["strace", "-f", "-c", "-p", String(agent.pid)], { stdout: "pipe", stderr: "pipe" });
+      await sleep(20_000);
+      killPid(st.pid, "SIGINT");
+      await st.exited;
+      console.log(`agent syscalls over 20 s (strace -c -f):\n${(await new Response(st.stderr).text()).trim()}`);
+    }
     const warnLines = agent.err.split("\n").filter((l) => /"level":"(warn|error)"/.test(l));
     if (warnLines.length > 0) console.log(`agent warn/error lines during run: ${warnLines.length}; first: ${warnLines[0]!.slice(0, 300)}`);
   } finally {

@@ -1,6 +1,9 @@
 /**
  * Benchmark: the userspace backend's applyDevice (UAPI, with read-back verification) against
  * `wg setconf` / `wg syncconf` of the same configuration, both talking to wireguard-go.
+ * "+1 peer" is measured both ways: `applyPeers` (the agent's event fast path, docs/decisions.md
+ * "Mesh apply fast path": the one-peer delta, no read, no read-back — O(changed)) and
+ * `applyDevice` of the whole desired device (read, diff, set, read-back — the reconcile path).
  * Root only: runs two wireguard-go processes inside a throw-away network namespace (the UAPI
  * socket directory is shared, so the test process reaches both) and removes everything after.
  *
@@ -72,7 +75,7 @@ async function wgRun(sub: "setconf" | "syncconf", ps: DesiredPeer[]): Promise<nu
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+const fmt = (ms: number) => `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
 
 const sups: WireguardGo[] = [];
 const kernel = await createKernel({ backend: "userspace", addon: null });
@@ -103,6 +106,7 @@ try {
     if (n === 5000) {
       const tNoop: number[] = [];
       const tAdd: number[] = [];
+      const tFast: number[] = [];
       const tSync: number[] = [];
       for (let r = 0; r < RUNS; r++) {
         let t0 = performance.now();
@@ -113,15 +117,24 @@ try {
         const c = await kernel.applyDevice(dev(plus));
         tAdd.push(performance.now() - t0);
         if (c.added.length !== 1) throw new Error(`added ${c.added.length}, want 1`);
+        await kernel.applyDevice(dev(full));
+        // The event fast path: the same one-peer delta as one add section.
+        const one = peers(1, n + RUNS + r)[0]!;
+        t0 = performance.now();
+        await kernel.applyPeers(ifU, [{ publicKey: one.publicKey, presharedKey: null, endpoint: one.endpoint!, persistentKeepalive: 25, replaceAllowedIps: true, allowedIps: one.allowedIps }]);
+        tFast.push(performance.now() - t0);
+        const check = await kernel.readDevice(ifU);
+        if (check?.peers.length !== n + 1 || !check.peers.some((p) => p.publicKey === one.publicKey)) throw new Error("applyPeers did not add the peer");
+        await kernel.applyDevice(dev(full));
         await wgRun("setconf", full);
         tSync.push(await wgRun("syncconf", plus));
-        await kernel.applyDevice(dev(full));
       }
-      rows.push([`+1 peer on ${n}`, fmt(median(tAdd)), `wg syncconf ${fmt(median(tSync))}`, `${(median(tAdd) / median(tSync)).toFixed(2)}x`]);
+      rows.push([`+1 peer on ${n}, applyPeers (event fast path)`, fmt(median(tFast)), `wg syncconf ${fmt(median(tSync))}`, `${(median(tFast) / median(tSync)).toFixed(2)}x`]);
+      rows.push([`+1 peer on ${n}, applyDevice (whole device)`, fmt(median(tAdd)), `wg syncconf ${fmt(median(tSync))}`, `${(median(tAdd) / median(tSync)).toFixed(2)}x`]);
       rows.push([`no change on ${n}`, fmt(median(tNoop)), "", ""]);
     }
   }
-  console.log(`kernel-wg (userspace backend, wireguard-go; median of ${RUNS}; applyDevice includes read, diff, set, read-back)`);
+  console.log(`kernel-wg (userspace backend, wireguard-go; median of ${RUNS}; applyDevice includes read, diff, set, read-back; applyPeers is one write)`);
   console.log(["case", "applyDevice", "wg(8)", "ratio"].join("\t"));
   for (const r of rows) console.log(r.join("\t"));
 } finally {

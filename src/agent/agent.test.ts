@@ -82,6 +82,7 @@ describe("event handlers", () => {
     expect(applied).toContain("peer_added peer n_a");
     expect((await kernel.readDevice("plexdt0"))!.peers.map((x) => x.publicKey)).toEqual([p.public_key]);
     expect(await run(h, "peer_added", p)).toEqual([]);
+    await mesh.flush(); // the peers cache is written behind the event (debounced)
     expect(JSON.parse(readFileSync(join(dir, "cache/peers.json"), "utf8"))).toEqual([p]);
   });
 

@@ -1,9 +1,11 @@
 /**
  * Event handlers (protocol.md §9) for the journal dispatcher. Every handler is declarative
- * (it changes the desired state, then the mesh applies against a fresh kernel read-back), so
- * running it twice changes nothing the second time. With `ctx.dryRun` nothing is written and
- * the change list is returned. Schema failures are permanent (`dead`), kernel failures
- * retryable.
+ * (it changes the desired state; the mesh writes the difference), so running it twice changes
+ * nothing the second time. Peer events take the mesh's fast path: one peer's delta against the
+ * model of what was applied, O(changed) (docs/decisions.md "Mesh apply fast path"); the
+ * periodic reconcile verifies against the kernel. With `ctx.dryRun` nothing is written and the
+ * change list is returned (planned against a fresh read-back). Schema failures are permanent
+ * (`dead`), kernel failures retryable.
  */
 import * as v from "valibot";
 import { DataEntrySchema, parsePeer, PolicySchema, SecretRefSchema, type Peer } from "../controlplane/schemas.ts";
@@ -43,11 +45,9 @@ function fullPeer(payload: unknown): Peer {
   return r.peer;
 }
 
-/** Applies new peers (or only plans them) and returns the change list. */
-async function applyPeers(mesh: MeshController, next: Peer[], dryRun: boolean): Promise<string[]> {
-  if (dryRun) return (await mesh.plan(next)).map(fmt);
-  mesh.commit({ peers: next });
-  return outcome(await mesh.apply());
+/** Dry run: what the whole-mesh apply of `next` would change (O(peers); replay only). */
+async function planPeers(mesh: MeshController, next: Peer[]): Promise<string[]> {
+  return (await mesh.plan(next)).map(fmt);
 }
 
 function outcome(r: ApplyOutcome): string[] {
@@ -65,34 +65,30 @@ export function createHandlers(d: HandlerDeps): Record<string, EventHandler> {
     peer_added: async (_e, payload, ctx) => {
       const p = fullPeer(payload);
       // A peer id owns one entry; another entry holding the same key is stale.
-      const next = mesh.peers.filter((x) => x.id !== p.id && x.public_key !== p.public_key).concat(p);
-      return applyPeers(mesh, next, ctx.dryRun);
+      if (ctx.dryRun) return planPeers(mesh, mesh.peers.filter((x) => x.id !== p.id && x.public_key !== p.public_key).concat(p));
+      return outcome(await mesh.upsertPeer(p));
     },
     peer_removed: async (_e, payload, ctx) => {
       const id = peerIdOf(payload);
       if (id === undefined) throw permanent("peer_removed payload has no peer_id");
-      if (!mesh.peers.some((x) => x.id === id)) return ctx.dryRun ? [] : outcome(await mesh.apply());
-      return applyPeers(
-        mesh,
-        mesh.peers.filter((x) => x.id !== id),
-        ctx.dryRun,
-      );
+      if (ctx.dryRun) return mesh.peer(id) ? planPeers(mesh, mesh.peers.filter((x) => x.id !== id)) : [];
+      return outcome(await mesh.removePeer(id));
     },
     peer_key_rotated: async (_e, payload, ctx) => {
       const p = fullPeer(payload);
-      const old = mesh.peers.find((x) => x.id === p.id);
+      const old = mesh.peer(p.id);
       const merged: Peer = { ...p, endpoint: p.endpoint !== "" ? p.endpoint : (old?.endpoint ?? "") };
-      const next = mesh.peers.filter((x) => x.id !== p.id && x.public_key !== p.public_key).concat(merged);
-      return applyPeers(mesh, next, ctx.dryRun);
+      if (ctx.dryRun) return planPeers(mesh, mesh.peers.filter((x) => x.id !== p.id && x.public_key !== p.public_key).concat(merged));
+      return outcome(await mesh.upsertPeer(merged));
     },
     peer_endpoint_changed: async (_e, payload, ctx) => {
       const r = parsePeer(payload, false);
       if (!r.ok) throw permanent(`invalid peer_endpoint_changed payload: ${r.reason}`);
-      const old = mesh.peers.find((x) => x.id === r.peer.id);
+      const old = mesh.peer(r.peer.id);
       if (!old) return []; // unknown peer: nothing to do (lifecycle.md §5.4)
-      // The roaming rule (recent handshake keeps the kernel's endpoint) is applied by the diff.
-      const next = mesh.peers.map((x) => (x.id === old.id ? { ...x, endpoint: r.peer.endpoint } : x));
-      return applyPeers(mesh, next, ctx.dryRun);
+      // The roaming rule (recent handshake keeps the kernel's endpoint) is applied by the mesh.
+      if (ctx.dryRun) return planPeers(mesh, mesh.peers.map((x) => (x.id === old.id ? { ...x, endpoint: r.peer.endpoint } : x)));
+      return outcome(await mesh.setPeerEndpointFromEvent(old.id, r.peer.endpoint));
     },
     policy_updated: async (_e, payload, ctx) => {
       let changes: string[] = [];

@@ -913,6 +913,8 @@ export class Supervisor {
     // The table stays (fail closed while the agent is down); only the watch ends.
     await this.firewall?.stop().catch(() => undefined);
     this.signing?.close();
+    // The peers cache is written behind events (debounced): put the last change on disk.
+    await this.mesh?.close().catch((err) => this.log.warn("peer cache flush at stop failed", { error: (err as Error).message }));
     // Leave the interface and table in place: kernel backend keeps forwarding; the userspace
     // wireguard-go ends with the service (its TUN link goes with it).
     await this.kernel?.close().catch(() => undefined);

@@ -39,14 +39,15 @@ export type FakeOp =
   | "setAddresses"
   | "setRoutes"
   | "readInterface"
-  | "updatePeers";
+  | "updatePeers"
+  | "applyPeers";
 
 /** An injected failure. */
 export interface FakeFailure {
   /** Errno name, e.g. "EPERM", "EBUSY". */
   code: string;
   errno?: number;
-  /** applyDevice only: apply this many peer operations, then fail (non-atomic UAPI set). */
+  /** applyDevice / applyPeers only: apply this many peer operations, then fail (non-atomic UAPI set). */
   afterPeers?: number;
   /** How many consecutive calls fail [1]. */
   times?: number;
@@ -95,7 +96,7 @@ export class FakeKernel implements Kernel {
     if (!f) return null;
     if ((f.times ?? 1) <= 1) this.failures.delete(op);
     else f.times = (f.times ?? 1) - 1;
-    if (f.afterPeers !== undefined && op === "applyDevice") return f;
+    if (f.afterPeers !== undefined && (op === "applyDevice" || op === "applyPeers")) return f;
     throw injectedError(op, f.code, f.errno, what);
   }
 
@@ -119,6 +120,7 @@ export class FakeKernel implements Kernel {
     const d = this.devices.get(ifname);
     if (!d) throw new Error(`no device ${ifname}`);
     fn(d);
+    dropIndex(d);
   }
 
   async readDevice(ifname: string): Promise<WgDevice | null> {
@@ -218,9 +220,48 @@ export class FakeKernel implements Kernel {
     applySet(d, { peers: peers.map((p) => ({ ...p, updateOnly: true })) });
   }
 
+  async applyPeers(ifname: string, peers: WgSetPeer[]): Promise<void> {
+    const failure = this.check("applyPeers", ifname);
+    checkIfname(ifname);
+    if (peers.length === 0) return;
+    const d = this.devices.get(ifname);
+    if (!d) throw new KernelError("NO_DEVICE", `no device ${ifname}`);
+    this.writes++;
+    applySet(d, { peers }, failure?.afterPeers);
+    if (failure) throw injectedError("applyPeers", failure.code, failure.errno, ifname);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/** Lookup structures over one in-memory device, so a one-peer write does not scan 10k peers. */
+interface DeviceIndex {
+  byKey: Map<string, WgPeer>;
+  /** Allowed IP → the peer holding it. */
+  owner: Map<string, WgPeer>;
+}
+
+// Built lazily per device object and dropped when a test mutates the device directly.
+const indexes = new WeakMap<WgDevice, DeviceIndex>();
+
+function indexOf(d: WgDevice): DeviceIndex {
+  let ix = indexes.get(d);
+  if (!ix) {
+    ix = { byKey: new Map(), owner: new Map() };
+    for (const p of d.peers) {
+      ix.byKey.set(p.publicKey, p);
+      for (const c of p.allowedIps) ix.owner.set(c, p);
+    }
+    indexes.set(d, ix);
+  }
+  return ix;
+}
+
+/** Forgets the lookup structures of a device changed behind applySet's back. */
+function dropIndex(d: WgDevice): void {
+  indexes.delete(d);
 }
 
 /**
@@ -234,29 +275,42 @@ export function applySet(d: WgDevice, set: WgSet, limit?: number): void {
   }
   if (set.listenPort !== undefined) d.listenPort = set.listenPort === 0 ? 51820 : set.listenPort;
   if (set.fwmark !== undefined) d.fwmark = set.fwmark;
-  if (set.replacePeers) d.peers = [];
+  if (set.replacePeers) {
+    d.peers = [];
+    dropIndex(d);
+  }
+  const ix = indexOf(d);
   let n = 0;
   for (const op of set.peers) {
     if (limit !== undefined && n++ >= limit) return;
-    const i = d.peers.findIndex((p) => p.publicKey === op.publicKey);
+    let p = ix.byKey.get(op.publicKey);
     if (op.remove) {
-      if (i >= 0) d.peers.splice(i, 1);
+      if (p) {
+        d.peers.splice(d.peers.indexOf(p), 1);
+        ix.byKey.delete(op.publicKey);
+        for (const c of p.allowedIps) if (ix.owner.get(c) === p) ix.owner.delete(c);
+      }
       continue;
     }
-    let p = i >= 0 ? d.peers[i] : undefined;
     if (!p) {
       if (op.updateOnly) continue;
       p = { publicKey: op.publicKey, presharedKey: null, endpoint: null, allowedIps: [], persistentKeepalive: 0, lastHandshakeMs: null, rxBytes: 0, txBytes: 0 };
       d.peers.push(p);
+      ix.byKey.set(op.publicKey, p);
     }
     if (op.presharedKey !== undefined) p.presharedKey = op.presharedKey;
     if (op.endpoint !== undefined) p.endpoint = op.endpoint;
     if (op.persistentKeepalive !== undefined) p.persistentKeepalive = op.persistentKeepalive;
-    if (op.replaceAllowedIps) p.allowedIps = [];
+    if (op.replaceAllowedIps) {
+      for (const c of p.allowedIps) if (ix.owner.get(c) === p) ix.owner.delete(c);
+      p.allowedIps = [];
+    }
     for (const raw of op.allowedIps ?? []) {
       const c = normaliseCidr(raw);
       // An allowed IP belongs to exactly one peer: taking it removes it from the other.
-      for (const o of d.peers) if (o !== p) o.allowedIps = o.allowedIps.filter((x) => x !== c);
+      const o = ix.owner.get(c);
+      if (o !== undefined && o !== p) o.allowedIps = o.allowedIps.filter((x) => x !== c);
+      ix.owner.set(c, p);
       if (!p.allowedIps.includes(c)) p.allowedIps.push(c);
     }
   }

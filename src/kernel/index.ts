@@ -22,7 +22,7 @@ import type {
   WgSetPeer,
 } from "./types.ts";
 import { DEFAULT_SOCKET_DIR, UapiClient } from "./uapi.ts";
-import { applyWithDriver, type WgDriver } from "./wg-apply.ts";
+import { applyWithDriver, writePeersWithDriver, type WgDriver } from "./wg-apply.ts";
 import { nativeWgDriver } from "./wg-native.ts";
 import { WireguardGo } from "./wireguard-go.ts";
 
@@ -30,7 +30,7 @@ export type * from "./types.ts";
 export { FakeKernel } from "./fake.ts";
 export { KernelError } from "./kernel-error.ts";
 export { UapiError } from "./uapi-codec.ts";
-export { diffDevice, keepRoamedEndpoint, ROAMING_WINDOW_MS, type LastWrittenEndpoint } from "./wg-diff.ts";
+export { diffDevice, keepRoamedEndpoint, normaliseDesiredPeer, prepareDesired, ROAMING_WINDOW_MS, type LastWrittenEndpoint, type NormPeer, type PreparedDevice } from "./wg-diff.ts";
 
 /** Options of createKernel; defaults in brackets. */
 export interface CreateKernelOptions {
@@ -51,6 +51,8 @@ export interface CreateKernelOptions {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   log?: KernelLog;
+  /** wireguard-go's log output ["discard"]; "log" forwards its lines at debug level (see WireguardGoOptions.output). */
+  wireguardGoOutput?: "discard" | "log";
 }
 
 /**
@@ -155,6 +157,7 @@ class RealKernel implements Kernel {
       ...(this.opts.backoffMaxMs ? { backoffMaxMs: this.opts.backoffMaxMs } : {}),
       ...(this.opts.onRestart ? { onRestart: this.opts.onRestart } : {}),
       ...(this.opts.log ? { log: this.opts.log } : {}),
+      ...(this.opts.wireguardGoOutput ? { output: this.opts.wireguardGoOutput } : {}),
     });
     this.supervisors.set(name, wg);
     try {
@@ -169,6 +172,7 @@ class RealKernel implements Kernel {
 
   async deleteInterface(name: string): Promise<void> {
     checkIfname(name);
+    this.uapi.closeConnections(name);
     const sup = this.supervisors.get(name);
     if (sup) {
       // wireguard-go's TUN link disappears with the process.
@@ -196,9 +200,14 @@ class RealKernel implements Kernel {
     await this.driver.set(ifname, { peers: peers.map((p) => ({ ...p, updateOnly: true })) });
   }
 
+  async applyPeers(ifname: string, peers: WgSetPeer[]): Promise<void> {
+    await writePeersWithDriver(this.driver, ifname, peers);
+  }
+
   async close(): Promise<void> {
     const sups = [...this.supervisors.values()];
     this.supervisors.clear();
+    this.uapi.closeConnections();
     await Promise.all(sups.map((s) => s.stop()));
   }
 }

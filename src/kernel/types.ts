@@ -196,6 +196,17 @@ export interface Kernel {
    */
   updatePeers(ifname: string, peers: WgSetPeer[]): Promise<void>;
 
+  /**
+   * One write of the given peer sections exactly as given — add (no `updateOnly`),
+   * update-only, or `remove` — in order, without reading the device first or back afterwards.
+   * The event fast path (docs/decisions.md "Mesh apply fast path"): the caller computed the
+   * delta against its own model of what it last applied; drift between that model and the
+   * device is found by the periodic whole-device {@link applyDevice}. Values are validated like
+   * every write. UAPI `set=1` is not atomic: on failure the device may hold a prefix of the
+   * sections, so a caller must fall back to `applyDevice`. An empty list writes nothing.
+   */
+  applyPeers(ifname: string, peers: WgSetPeer[]): Promise<void>;
+
   /** Stops supervised processes and releases resources; idempotent. */
   close(): Promise<void>;
 }

@@ -17,6 +17,7 @@ import type {
   EndpointKeepRule,
   PeerField,
   WgDevice,
+  WgPeer,
   WgSet,
   WgSetPeer,
 } from "./types.ts";
@@ -65,7 +66,8 @@ function sameEndpoint(a: string, b: string): boolean {
   }
 }
 
-interface NormPeer {
+/** A desired peer validated and normalised (CIDRs deduplicated, endpoint canonical). */
+export interface NormPeer {
   publicKey: string;
   presharedKey: string | null;
   endpoint: string | null;
@@ -73,7 +75,20 @@ interface NormPeer {
   keepalive: number;
 }
 
-function normaliseDesiredPeer(p: DesiredPeer): NormPeer {
+/**
+ * A desired device validated and normalised once (keys, CIDRs, endpoints, the device's own
+ * public key): `applyDevice` diffs twice against it (plan and read-back verification).
+ */
+export interface PreparedDevice {
+  readonly desired: DesiredDevice;
+  readonly peers: readonly NormPeer[];
+}
+
+/**
+ * Validates and normalises one desired peer as the diff sees it.
+ * @throws KernelError INVALID_ARGUMENT for a bad key, keepalive or CIDR
+ */
+export function normaliseDesiredPeer(p: DesiredPeer): NormPeer {
   if (!isBase64Key(p.publicKey)) throw new KernelError("INVALID_ARGUMENT", `peer public key is not base64: ${p.publicKey}`);
   const psk = p.presharedKey ?? null;
   if (psk !== null && !isBase64Key(psk)) throw new KernelError("INVALID_ARGUMENT", `peer ${p.publicKey}: bad preshared key`);
@@ -83,7 +98,8 @@ function normaliseDesiredPeer(p: DesiredPeer): NormPeer {
   }
   let allowedIps: string[];
   try {
-    allowedIps = [...new Set(p.allowedIps.map(normaliseCidr))];
+    if (p.allowedIps.length === 1) allowedIps = [normaliseCidr(p.allowedIps[0]!)];
+    else allowedIps = [...new Set(p.allowedIps.map(normaliseCidr))];
   } catch (cause) {
     throw new KernelError("INVALID_ARGUMENT", `peer ${p.publicKey}: ${(cause as Error).message}`, { cause });
   }
@@ -96,20 +112,38 @@ function normaliseDesiredPeer(p: DesiredPeer): NormPeer {
   };
 }
 
-function sameSet(a: readonly string[], b: ReadonlySet<string>): boolean {
-  if (a.length !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
+/** Same members, any order; `have` as read back (already normalised by every driver). */
+function sameIps(want: readonly string[], have: readonly string[]): boolean {
+  if (want.length === 1 && have.length === 1) return want[0] === have[0] || want[0] === normaliseCidr(have[0]!);
+  const h = new Set(have.map(normaliseCidr));
+  if (want.length !== h.size) return false;
+  for (const x of want) if (!h.has(x)) return false;
   return true;
 }
 
-function checkDesired(desired: DesiredDevice): NormPeer[] {
+// The device's own public key (X25519) is derived for every prepare; the key rarely changes.
+let lastPrivate = "";
+let lastPublic = "";
+function selfKeyOf(priv: string): string {
+  if (priv !== lastPrivate) {
+    lastPublic = publicKeyOf(priv);
+    lastPrivate = priv;
+  }
+  return lastPublic;
+}
+
+/**
+ * Validates and normalises a desired device for {@link diffDevice}. Throws KernelError
+ * INVALID_ARGUMENT for desired states that could never be read back equal.
+ */
+export function prepareDesired(desired: DesiredDevice): PreparedDevice {
   if (!isBase64Key(desired.privateKey)) throw new KernelError("INVALID_ARGUMENT", "private key is not base64");
   for (const [name, v, max] of [["listenPort", desired.listenPort, 65535], ["fwmark", desired.fwmark, 0xffffffff]] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) {
       throw new KernelError("INVALID_ARGUMENT", `${name} ${v} out of range`);
     }
   }
-  const self = publicKeyOf(desired.privateKey);
+  const self = selfKeyOf(desired.privateKey);
   const peers = desired.peers.map(normaliseDesiredPeer);
   const seenKeys = new Set<string>();
   const owner = new Map<string, string>();
@@ -125,15 +159,20 @@ function checkDesired(desired: DesiredDevice): NormPeer[] {
       owner.set(c, p.publicKey);
     }
   }
-  return peers;
+  return { desired, peers };
 }
 
+const isPrepared = (d: DesiredDevice | PreparedDevice): d is PreparedDevice => "desired" in d;
+
 /**
- * Computes the minimal write turning `actual` (null = empty device) into `desired`.
+ * Computes the minimal write turning `actual` (null = empty device) into `desired` (a desired
+ * device, or one already prepared with {@link prepareDesired}).
  * Throws KernelError INVALID_ARGUMENT for desired states that could never be read back equal.
  */
-export function diffDevice(actual: WgDevice | null, desired: DesiredDevice, opts: ApplyOptions = {}): DevicePlan {
-  const want = checkDesired(desired);
+export function diffDevice(actual: WgDevice | null, target: DesiredDevice | PreparedDevice, opts: ApplyOptions = {}): DevicePlan {
+  const prepared = isPrepared(target) ? target : prepareDesired(target);
+  const desired = prepared.desired;
+  const want = prepared.peers;
   const now = (opts.now ?? Date.now)();
   const set: WgSet = { peers: [] };
   const changes: DeviceChanges = {
@@ -159,19 +198,15 @@ export function diffDevice(actual: WgDevice | null, desired: DesiredDevice, opts
     changes.fwmark = true;
   }
 
-  const wantByKey = new Map(want.map((p) => [p.publicKey, p]));
   const have = actual?.peers ?? [];
-  const haveByKey = new Map(have.map((p) => [p.publicKey, p]));
+  const haveByKey = new Map<string, WgPeer>();
+  for (const p of have) haveByKey.set(p.publicKey, p);
   const removals: WgSetPeer[] = [];
   const updates: WgSetPeer[] = [];
   const additions: WgSetPeer[] = [];
 
-  for (const a of have) {
-    if (!wantByKey.has(a.publicKey)) {
-      removals.push({ publicKey: a.publicKey, remove: true });
-      changes.removed.push(a.publicKey);
-    }
-  }
+  // Walk the desired peers first, ticking off what the device has; the rest are removals.
+  const matched = new Set<string>();
   for (const w of want) {
     const a = haveByKey.get(w.publicKey);
     if (!a) {
@@ -185,39 +220,41 @@ export function diffDevice(actual: WgDevice | null, desired: DesiredDevice, opts
       changes.added.push(w.publicKey);
       continue;
     }
-    const fields: PeerField[] = [];
-    const upd: WgSetPeer = { publicKey: w.publicKey, updateOnly: true };
-    if (w.endpoint !== null) {
+    matched.add(w.publicKey);
+    let fields: PeerField[] | null = null;
+    let upd: WgSetPeer | null = null;
+    const field = (f: PeerField): WgSetPeer => {
+      (fields ??= []).push(f);
+      return (upd ??= { publicKey: w.publicKey, updateOnly: true });
+    };
+    if (w.endpoint !== null && a.endpoint !== w.endpoint) {
       const cur = a.endpoint === null ? null : normaliseEndpoint(a.endpoint);
       if (cur !== w.endpoint) {
-        if (opts.keepEndpoint?.(a, w.endpoint, now)) {
-          changes.keptEndpoints.push(w.publicKey);
-        } else {
-          upd.endpoint = w.endpoint;
-          fields.push("endpoint");
-        }
+        if (opts.keepEndpoint?.(a, w.endpoint, now)) changes.keptEndpoints.push(w.publicKey);
+        else field("endpoint").endpoint = w.endpoint;
       }
     }
-    if ((a.presharedKey ?? null) !== w.presharedKey) {
-      upd.presharedKey = w.presharedKey;
-      fields.push("psk");
+    if ((a.presharedKey ?? null) !== w.presharedKey) field("psk").presharedKey = w.presharedKey;
+    if (!sameIps(w.allowedIps, a.allowedIps)) {
+      const u = field("allowed_ips");
+      u.replaceAllowedIps = true;
+      u.allowedIps = w.allowedIps;
     }
-    const haveIps = new Set(a.allowedIps.map(normaliseCidr));
-    if (!sameSet(w.allowedIps, haveIps)) {
-      upd.replaceAllowedIps = true;
-      upd.allowedIps = w.allowedIps;
-      fields.push("allowed_ips");
-    }
-    if (a.persistentKeepalive !== w.keepalive) {
-      upd.persistentKeepalive = w.keepalive;
-      fields.push("keepalive");
-    }
-    if (fields.length > 0) {
+    if (a.persistentKeepalive !== w.keepalive) field("keepalive").persistentKeepalive = w.keepalive;
+    if (upd !== null && fields !== null) {
       updates.push(upd);
       changes.updated.push({ publicKey: w.publicKey, fields });
     }
   }
-  set.peers = [...removals, ...updates, ...additions];
+  if (matched.size !== have.length) {
+    for (const a of have) {
+      if (!matched.has(a.publicKey)) {
+        removals.push({ publicKey: a.publicKey, remove: true });
+        changes.removed.push(a.publicKey);
+      }
+    }
+  }
+  set.peers = removals.length === 0 && updates.length === 0 ? additions : [...removals, ...updates, ...additions];
   changes.empty = set.peers.length === 0 && !changes.privateKey && !changes.listenPort && !changes.fwmark;
   return { set, changes };
 }

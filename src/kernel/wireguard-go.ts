@@ -33,6 +33,13 @@ export interface WireguardGoOptions {
   log?: KernelLog;
   /** Extra environment for the child. */
   env?: Record<string, string>;
+  /**
+   * wireguard-go's own log output ["discard"]. "discard": LOG_LEVEL=silent and both streams to
+   * /dev/null — nothing reaches the agent's event loop (a peer without an endpoint makes
+   * wireguard-go log every handshake attempt; draining that line by line was most of the idle
+   * agent's CPU). "log": LOG_LEVEL=error, lines forwarded at debug level (set at spawn time).
+   */
+  output?: "discard" | "log";
 }
 
 function positive(name: string, v: number | undefined, dflt: number): number {
@@ -66,7 +73,8 @@ export class WireguardGo {
     if (this.argv.includes("--help") || this.argv.includes("-h")) {
       throw new KernelError("INVALID_ARGUMENT", "wireguard-go must not be run with --help (it creates an interface of that name)");
     }
-    this.uapi = new UapiClient({ socketDir: opts.socketDir ?? DEFAULT_SOCKET_DIR, timeoutMs: 2000 });
+    // Readiness probes only: no kept connection (the kernel's own client keeps one).
+    this.uapi = new UapiClient({ socketDir: opts.socketDir ?? DEFAULT_SOCKET_DIR, timeoutMs: 2000, persistent: false });
     this.startTimeoutMs = positive("startTimeoutMs", opts.startTimeoutMs, 5000);
     this.backoffInitialMs = positive("backoffInitialMs", opts.backoffInitialMs, 1000);
     this.backoffMaxMs = positive("backoffMaxMs", opts.backoffMaxMs, 30_000);
@@ -103,16 +111,19 @@ export class WireguardGo {
   }
 
   private async spawnAndWait(): Promise<void> {
+    const forward = this.opts.output === "log";
     const proc = Bun.spawn(this.argv, {
       stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      env: { ...process.env, LOG_LEVEL: "error", ...this.opts.env },
+      stdout: forward ? "pipe" : "ignore",
+      stderr: forward ? "pipe" : "ignore",
+      env: { ...process.env, LOG_LEVEL: forward ? "error" : "silent", ...this.opts.env },
     });
     this.proc = proc;
     this.startedAt = Date.now();
-    this.drain(proc.stdout);
-    this.drain(proc.stderr);
+    if (forward) {
+      this.drain(proc.stdout);
+      this.drain(proc.stderr);
+    }
     void proc.exited.then((code) => this.onExit(proc, code));
     this.opts.log?.debug("wireguard-go spawned", { ifname: this.ifname, pid: proc.pid });
 

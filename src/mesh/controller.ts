@@ -1,8 +1,18 @@
 /**
  * The mesh subsystem: owns the desired peer set and policies (the last verified CP state),
- * persists them to the cache, and makes the kernel match (lifecycle.md §4.2) — always computed
- * against a fresh read-back, never against the previous message. Writes are serialised; a
- * failing step is recorded and the other steps still run.
+ * persists them to the cache, and makes the kernel match (lifecycle.md §4.2). Two paths:
+ *
+ *  - `apply()` — the whole mesh against a fresh read-back of the kernel (configure, reconcile,
+ *    policy changes): interface, address, routes, device diff + verification, firewall.
+ *  - the event fast path (`upsertPeer`, `removePeer`, `setPeerEndpointFromEvent`) — one peer's
+ *    delta, computed against an in-memory model of what the last successful `apply()` and the
+ *    fast writes since put on the device, and written as one small peer write
+ *    (docs/decisions.md "Mesh apply fast path"). Cost O(changed), not O(peers). Whenever the
+ *    model cannot answer (no successful apply yet, settings or identity changed since, a failed
+ *    step, a write error, duplicate keys, an allowed-IP conflict) the event takes `apply()`.
+ *    Drift of the device away from the model is found by the periodic reconcile's `apply()`.
+ *
+ * Writes are serialised; a failing step is recorded and the other steps still run.
  *
  * Nothing here tears anything down because the CP is away: only `teardown()` (deregister)
  * removes the interface.
@@ -10,10 +20,20 @@
 import type { Logger } from "../log/index.ts";
 import { nullLogger } from "../log/index.ts";
 import type { Peer, Policy } from "../controlplane/schemas.ts";
-import { diffDevice, keepRoamedEndpoint, ROAMING_WINDOW_MS } from "../kernel/index.ts";
-import type { DeviceChanges, EndpointKeepRule, Kernel, WgDevice } from "../kernel/types.ts";
-import { writePeersCache, writePoliciesCache } from "./cache.ts";
-import { computeDesired, type MeshDesired, type MeshSelf, type MeshSettings } from "./desired.ts";
+import { diffDevice, keepRoamedEndpoint, normaliseDesiredPeer, ROAMING_WINDOW_MS, type NormPeer } from "../kernel/index.ts";
+import type { DeviceChanges, EndpointKeepRule, Kernel, PeerField, WgDevice, WgSetPeer } from "../kernel/types.ts";
+import { PeersCacheWriter, writePoliciesCache } from "./cache.ts";
+import {
+  computeDesired,
+  desiredPeerOf,
+  inMesh,
+  isCandidate,
+  meshRoutes,
+  peerVisible,
+  type MeshDesired,
+  type MeshSelf,
+  type MeshSettings,
+} from "./desired.ts";
 
 /** One drift correction (lifecycle.md §9.3). */
 export interface Correction {
@@ -84,6 +104,19 @@ export interface PeerView {
   configured: boolean;
 }
 
+/** What the model holds per applied peer: its id and the normalised device entry. */
+interface AppliedPeer {
+  readonly id: string;
+  readonly peer: NormPeer;
+}
+
+/** Settings + identity the model was built for; any difference sends events to `apply()`. */
+function basisOf(s: MeshSettings, self: MeshSelf): string {
+  return JSON.stringify([s.ifname, s.listenPort, s.mtu, s.keepaliveSec, s.policyDefault, s.policyEnabled, self.nodeId, self.meshIp, self.privateKey]);
+}
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+
 /** Names a device change as drift corrections. */
 export function deviceCorrections(ch: DeviceChanges, ifname: string, idByKey: ReadonlyMap<string, string>): Correction[] {
   const name = (k: string) => idByKey.get(k) ?? k;
@@ -104,8 +137,25 @@ export class MeshController {
   readonly #o: MeshControllerOptions;
   readonly #log: Logger;
   readonly #now: () => number;
-  #peers: Peer[] = [];
+  /** Desired peers by id, in list order (an upsert moves a peer to the end, like filter+concat). */
+  #byId = new Map<string, Peer>();
+  /** Public key → id over `#byId` (first holder when keys repeat). */
+  #idByKey = new Map<string, string>();
+  /** Keys held by more than one peer (a CP inconsistency): events then take `apply()`. */
+  #dupKeys = 0;
+  /** `[...#byId.values()]`, built on demand. */
+  #list: Peer[] | null = [];
   #policies: Policy[] = [];
+  /** Node ids named as a rule end: only these peers' mesh IPs reach the firewall's ruleset. */
+  #namedIds = new Set<string>();
+  readonly #cache: PeersCacheWriter;
+  // The model of what is on the device (see the file comment); valid only with `#basis` set.
+  #basis: string | null = null;
+  #applied = new Map<string, AppliedPeer>();
+  /** Normalised allowed IP → public key of the applied peer holding it. */
+  #ipOwner = new Map<string, string>();
+  /** Extra (bridge) route destination → number of applied peers that need it. */
+  #routeRefs = new Map<string, number>();
   /** Public key → id of every peer we ever configured, to name removals of unknown keys. */
   readonly #knownKeys = new Map<string, string>();
   #lock: Promise<unknown> = Promise.resolve();
@@ -117,14 +167,75 @@ export class MeshController {
    */
   readonly #written = new Map<string, string>();
 
-  constructor(opts: MeshControllerOptions) {
+  constructor(opts: MeshControllerOptions & { cacheDelayMs?: number }) {
     this.#o = opts;
     this.#log = opts.logger ?? nullLogger;
     this.#now = opts.now ?? Date.now;
+    this.#cache = new PeersCacheWriter({
+      dataDir: opts.dataDir,
+      snapshot: () => this.peers,
+      ...(opts.cacheDelayMs !== undefined ? { delayMs: opts.cacheDelayMs } : {}),
+      onError: (err) => this.#log.warn("peer cache write failed; retrying on the next change or at stop", { error: err.message }),
+    });
   }
 
   get peers(): readonly Peer[] {
-    return this.#peers;
+    return (this.#list ??= [...this.#byId.values()]);
+  }
+
+  /** The desired peer with this id (O(1)). */
+  peer(id: string): Peer | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** True while the last event's change is not yet in `cache/peers.json`. */
+  get cachePending(): boolean {
+    return this.#cache.pending;
+  }
+
+  /** Writes a pending peers cache change now (stop, teardown). */
+  flush(): Promise<void> {
+    return this.#cache.flush();
+  }
+
+  /** Stop: flushes the peers cache. The kernel stays as it is. */
+  async close(): Promise<void> {
+    await this.#serial(async () => undefined);
+    await this.#cache.flush();
+  }
+
+  #setPeers(peers: readonly Peer[]): void {
+    this.#byId = new Map();
+    this.#idByKey = new Map();
+    this.#dupKeys = 0;
+    for (const p of peers) {
+      // A repeated id: the first entry wins, as in computeDesired.
+      if (this.#byId.has(p.id)) continue;
+      this.#byId.set(p.id, p);
+      if (p.public_key === "") continue;
+      if (this.#idByKey.has(p.public_key)) this.#dupKeys++;
+      else this.#idByKey.set(p.public_key, p.id);
+    }
+    this.#list = null;
+  }
+
+  #setPolicies(policies: readonly Policy[]): void {
+    this.#policies = [...policies];
+    this.#namedIds = new Set(policies.flatMap((p) => p.rules.flatMap((r) => [r.src, r.dst])));
+  }
+
+  /** Removes one entry (and its key index). */
+  #deletePeer(p: Peer): void {
+    this.#byId.delete(p.id);
+    if (this.#idByKey.get(p.public_key) === p.id) this.#idByKey.delete(p.public_key);
+    this.#list = null;
+  }
+
+  /** Appends (or replaces in place, when the id exists) one entry. */
+  #putPeer(p: Peer): void {
+    this.#byId.set(p.id, p);
+    if (p.public_key !== "") this.#idByKey.set(p.public_key, p.id);
+    this.#list = null;
   }
 
   get policies(): readonly Policy[] {
@@ -142,8 +253,8 @@ export class MeshController {
 
   /** Replaces the desired state in memory (no write to disk). */
   load(peers: readonly Peer[], policies: readonly Policy[]): void {
-    this.#peers = [...peers];
-    this.#policies = [...policies];
+    this.#setPeers(peers);
+    this.#setPolicies(policies);
   }
 
   /**
@@ -152,17 +263,17 @@ export class MeshController {
    */
   commit(next: { peers?: readonly Peer[]; policies?: readonly Policy[] }): void {
     if (next.peers) {
-      this.#peers = [...next.peers];
-      writePeersCache(this.#o.dataDir, this.#peers);
+      this.#setPeers(next.peers);
+      this.#cache.writeNow(this.peers);
     }
     if (next.policies) {
-      this.#policies = [...next.policies];
+      this.#setPolicies(next.policies);
       writePoliciesCache(this.#o.dataDir, this.#policies);
     }
   }
 
   /** The desired mesh for the current (or a hypothetical) state. */
-  desired(peers: readonly Peer[] = this.#peers, policies: readonly Policy[] = this.#policies): MeshDesired {
+  desired(peers: readonly Peer[] = this.peers, policies: readonly Policy[] = this.#policies): MeshDesired {
     const d = computeDesired(this.#o.settings(), this.#o.self(), peers, policies);
     for (const [k, id] of d.idByKey) this.#knownKeys.set(k, id);
     return d;
@@ -183,7 +294,7 @@ export class MeshController {
    * ids not in the current peer set are ignored.
    */
   seedWrittenEndpoints(byPeerId: Readonly<Record<string, string>>): void {
-    for (const p of this.#peers) {
+    for (const p of this.#byId.values()) {
       const e = byPeerId[p.id];
       if (e !== undefined && !this.#written.has(p.public_key)) this.#written.set(p.public_key, e);
     }
@@ -203,7 +314,7 @@ export class MeshController {
    * What applying `peers`/`policies` would change on the kernel, without writing anything
    * (handler dry runs). Routes cannot be read back here and are not included.
    */
-  async plan(peers: readonly Peer[] = this.#peers, policies: readonly Policy[] = this.#policies): Promise<Correction[]> {
+  async plan(peers: readonly Peer[] = this.peers, policies: readonly Policy[] = this.#policies): Promise<Correction[]> {
     const d = this.desired(peers, policies);
     const out: Correction[] = [];
     const link = await this.#o.kernel.readInterface(d.ifname).catch(() => null);
@@ -229,7 +340,12 @@ export class MeshController {
 
   async #apply(): Promise<ApplyOutcome> {
     const k = this.#o.kernel;
-    const d = this.desired();
+    const settings = this.#o.settings();
+    const me = this.#o.self();
+    const d = computeDesired(settings, me, this.peers, this.#policies);
+    for (const [key, id] of d.idByKey) this.#knownKeys.set(key, id);
+    // The model is rebuilt below only when every step succeeded; until then events come here.
+    this.#basis = null;
     const corrections: Correction[] = [];
     const errors: ApplyOutcome["errors"] = [];
     const step = async (name: string, fn: () => Promise<void>) => {
@@ -272,15 +388,256 @@ export class MeshController {
       const fw = this.#o.firewall;
       const self = this.#o.self();
       await step("firewall", async () => {
-        const peers = this.#peers.filter((p) => p.id !== self.nodeId && p.mesh_ip !== "").map((p) => ({ id: p.id, meshIp: p.mesh_ip }));
-        const got = await fw.apply({ policies: this.#policies, local: { nodeId: self.nodeId, meshIp: self.meshIp }, peers });
-        corrections.push(...got.filter((c) => c.type === "firewall_restored"));
+        corrections.push(...(await this.#firewallApply(fw, self)));
       });
     }
     for (const s of d.skippedRules) this.#log.warn("policy rule skipped: address outside the mesh", { policy: s.policyId, rule: s.index, reason: s.reason });
     this.#lastApplyAt = this.#now();
     this.#healthy = errors.length === 0;
+    if (errors.length === 0) this.#rebuildModel(d, basisOf(settings, me));
     return { corrections, errors };
+  }
+
+  async #firewallApply(fw: MeshFirewall, self: MeshSelf): Promise<Correction[]> {
+    const peers: FirewallInput["peers"] = [];
+    for (const p of this.#byId.values()) if (p.id !== self.nodeId && p.mesh_ip !== "") peers.push({ id: p.id, meshIp: p.mesh_ip });
+    const got = await fw.apply({ policies: this.#policies, local: { nodeId: self.nodeId, meshIp: self.meshIp }, peers });
+    return got.filter((c) => c.type === "firewall_restored");
+  }
+
+  /** After a fully successful `apply()`: the device now holds exactly `d` (read back). */
+  #rebuildModel(d: MeshDesired, basis: string): void {
+    const idOf = new Map<string, string>();
+    for (const p of d.visible.values()) idOf.set(p.public_key, p.id);
+    this.#applied = new Map();
+    this.#ipOwner = new Map();
+    this.#routeRefs = new Map();
+    for (const dp of d.device.peers) {
+      const n = normaliseDesiredPeer(dp);
+      this.#modelAdd({ id: idOf.get(n.publicKey) ?? "", peer: n });
+    }
+    this.#basis = basis;
+  }
+
+  #modelAdd(a: AppliedPeer): void {
+    this.#applied.set(a.peer.publicKey, a);
+    for (const c of a.peer.allowedIps) {
+      this.#ipOwner.set(c, a.peer.publicKey);
+      if (!inMesh(c)) this.#routeRefs.set(c, (this.#routeRefs.get(c) ?? 0) + 1);
+    }
+  }
+
+  #modelDelete(key: string): void {
+    const a = this.#applied.get(key);
+    if (!a) return;
+    this.#applied.delete(key);
+    for (const c of a.peer.allowedIps) {
+      if (this.#ipOwner.get(c) === key) this.#ipOwner.delete(c);
+      if (!inMesh(c)) {
+        const n = (this.#routeRefs.get(c) ?? 0) - 1;
+        if (n > 0) this.#routeRefs.set(c, n);
+        else this.#routeRefs.delete(c);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Event fast path (docs/decisions.md "Mesh apply fast path")
+
+  /**
+   * `peer_added` / `peer_key_rotated`: the peer replaces any entry with its id or its key and
+   * goes to the end of the list; the device gets that peer's delta only. Falls back to
+   * `apply()` whenever the model cannot answer (see the file comment).
+   */
+  upsertPeer(p: Peer): Promise<ApplyOutcome> {
+    return this.#serial(async () => {
+      const removed: Peer[] = [];
+      if (this.#dupKeys > 0) {
+        // Keys repeat: every holder goes (the index names only the first).
+        for (const x of this.#byId.values()) if (x.id === p.id || (p.public_key !== "" && x.public_key === p.public_key)) removed.push(x);
+      } else {
+        const byId = this.#byId.get(p.id);
+        if (byId) removed.push(byId);
+        const holder = p.public_key === "" ? undefined : this.#idByKey.get(p.public_key);
+        const byKey = holder !== undefined && holder !== p.id ? this.#byId.get(holder) : undefined;
+        if (byKey) removed.push(byKey);
+      }
+      for (const r of removed) this.#deletePeer(r);
+      this.#putPeer(p);
+      if (p.public_key !== "") this.#knownKeys.set(p.public_key, p.id);
+      this.#cache.schedule();
+      return (await this.#fast(removed, p)) ?? this.#apply();
+    });
+  }
+
+  /** `peer_removed`: drops the peer; an unknown id changes nothing. */
+  removePeer(id: string): Promise<ApplyOutcome> {
+    return this.#serial(async () => {
+      const old = this.#byId.get(id);
+      if (!old) return this.#basis !== null ? { corrections: [], errors: [] } : this.#apply();
+      this.#deletePeer(old);
+      this.#cache.schedule();
+      return (await this.#fast([old], undefined)) ?? this.#apply();
+    });
+  }
+
+  /**
+   * `peer_endpoint_changed` for a known peer (keeps its place in the list). An applied peer's
+   * endpoint is decided by the roaming rule, which needs that peer's handshake as the device
+   * reports it: one device read, then a one-peer write. Unknown id → nothing.
+   */
+  setPeerEndpointFromEvent(id: string, endpoint: string): Promise<ApplyOutcome> {
+    return this.#serial(async () => {
+      const old = this.#byId.get(id);
+      if (!old) return { corrections: [], errors: [] };
+      const next = { ...old, endpoint };
+      this.#putPeer(next);
+      if (old.endpoint !== endpoint) this.#cache.schedule();
+      return (await this.#fast([old], next)) ?? this.#apply();
+    });
+  }
+
+  /**
+   * The delta of one event against the model: `removed` entries left the desired list (already
+   * taken out), `next` entered it (already put in). Returns null when `apply()` must decide.
+   */
+  async #fast(removed: readonly Peer[], next: Peer | undefined): Promise<ApplyOutcome | null> {
+    if (this.#basis === null || this.#dupKeys > 0) return null;
+    const settings = this.#o.settings();
+    const me = this.#o.self();
+    if (basisOf(settings, me) !== this.#basis) return null;
+    const k = this.#o.kernel;
+    const ifname = settings.ifname;
+    const corrections: Correction[] = [];
+
+    // What the device should hold for `next` (null = nothing).
+    let want: NormPeer | null = null;
+    if (next && isCandidate(me, next) && peerVisible(settings, me, next, this.#policies)) {
+      try {
+        want = normaliseDesiredPeer(desiredPeerOf(settings, next));
+      } catch {
+        return null; // invalid: let apply() report it as before
+      }
+    }
+    const gone = new Set<string>();
+    for (const r of removed) {
+      const a = this.#applied.get(r.public_key);
+      if (a && a.id === r.id && r.public_key !== want?.publicKey) gone.add(r.public_key);
+    }
+    if (next && want === null) {
+      const a = this.#applied.get(next.public_key);
+      if (a && a.id === next.id) gone.add(next.public_key);
+    }
+    const have = want ? this.#applied.get(want.publicKey) : undefined;
+    if (want) {
+      for (const c of want.allowedIps) {
+        const o = this.#ipOwner.get(c);
+        // An allowed IP belongs to one peer: a conflict is apply()'s to report.
+        if (o !== undefined && o !== want.publicKey && !gone.has(o)) return null;
+      }
+    }
+
+    const sections: WgSetPeer[] = [];
+    for (const key of gone) {
+      sections.push({ publicKey: key, remove: true });
+      corrections.push({ type: "peer_removed", detail: `peer ${this.#applied.get(key)!.id || key}` });
+    }
+    let endpointWritten: string | null = null;
+    if (want && !have) {
+      // Every field explicit: the key may still be on the device (drift), with other values.
+      sections.push({
+        publicKey: want.publicKey,
+        presharedKey: want.presharedKey,
+        ...(want.endpoint !== null ? { endpoint: want.endpoint } : {}),
+        persistentKeepalive: want.keepalive,
+        replaceAllowedIps: true,
+        allowedIps: want.allowedIps,
+      });
+      endpointWritten = want.endpoint;
+      corrections.push({ type: "peer_added", detail: `peer ${next!.id}` });
+    } else if (want && have) {
+      const upd: WgSetPeer = { publicKey: want.publicKey, updateOnly: true };
+      const fields: PeerField[] = [];
+      if (want.endpoint !== null && want.endpoint !== have.peer.endpoint) {
+        const decided = await this.#endpointDecision(ifname, want.publicKey, want.endpoint);
+        if (decided === null) return null;
+        if (decided === "set") {
+          upd.endpoint = want.endpoint;
+          endpointWritten = want.endpoint;
+          fields.push("endpoint");
+        }
+      }
+      if (want.presharedKey !== have.peer.presharedKey) {
+        upd.presharedKey = want.presharedKey;
+        fields.push("psk");
+      }
+      if (!sameList(want.allowedIps, have.peer.allowedIps)) {
+        upd.replaceAllowedIps = true;
+        upd.allowedIps = want.allowedIps;
+        fields.push("allowed_ips");
+      }
+      if (want.keepalive !== have.peer.keepalive) {
+        upd.persistentKeepalive = want.keepalive;
+        fields.push("keepalive");
+      }
+      if (fields.length > 0) {
+        sections.push(upd);
+        corrections.push({ type: "peer_updated", detail: `peer ${next!.id}: ${fields.join(",")}` });
+      }
+    }
+
+    // Routes: only when the set of extra (bridge) destinations changes.
+    const before = new Set(this.#routeRefs.keys());
+    for (const key of gone) this.#modelDelete(key);
+    if (want) {
+      this.#modelDelete(want.publicKey);
+      this.#modelAdd({ id: next!.id, peer: want });
+    }
+    const after = [...this.#routeRefs.keys()];
+    const routesChanged = after.length !== before.size || after.some((r) => !before.has(r));
+    const errors: ApplyOutcome["errors"] = [];
+    try {
+      if (routesChanged) {
+        const r = await k.setRoutes(ifname, meshRoutes(me, after));
+        for (const dst of r.added) corrections.unshift({ type: "route_restored", detail: `${dst.split(" ")[0]} dev ${ifname}` });
+      }
+      // Removals, then the update or addition (§4.2 step 6); one write.
+      if (sections.length > 0) await k.applyPeers(ifname, sections);
+    } catch (err) {
+      // A UAPI set is not atomic and the model may be wrong now: the whole apply decides.
+      this.#basis = null;
+      this.#log.warn("mesh fast write failed; applying the whole mesh", { error: (err as Error).message, code: (err as { code?: string }).code });
+      return null;
+    }
+    for (const key of gone) this.#written.delete(key);
+    if (want && endpointWritten !== null) this.#written.set(want.publicKey, endpointWritten);
+
+    // Firewall: only peers named in a rule are part of the ruleset.
+    const fw = this.#o.firewall;
+    if (fw && [...removed, ...(next ? [next] : [])].some((x) => this.#namedIds.has(x.id))) {
+      try {
+        corrections.push(...(await this.#firewallApply(fw, me)));
+      } catch (err) {
+        errors.push({ step: "firewall", message: (err as Error).message });
+        this.#log.warn("mesh apply step failed", { step: "firewall", error: (err as Error).message });
+        this.#basis = null;
+      }
+    }
+    this.#lastApplyAt = this.#now();
+    this.#healthy = errors.length === 0;
+    return { corrections, errors };
+  }
+
+  /**
+   * The roaming rule (§5.4, refined) for one applied peer whose desired endpoint changed:
+   * "set", "keep" (the device's roamed endpoint stays), or null when the device does not hold
+   * the peer (drift: `apply()` decides).
+   */
+  async #endpointDecision(ifname: string, key: string, endpoint: string): Promise<"set" | "keep" | null> {
+    const dev = await this.#o.kernel.readDevice(ifname).catch(() => null);
+    const a = dev?.peers.find((x) => x.publicKey === key);
+    if (!a) return null;
+    return this.#keepRule()(a, endpoint, this.#now()) ? "keep" : "set";
   }
 
   /** Records the endpoints a device write set; forgets peers no longer desired. */
@@ -304,13 +661,19 @@ export class MeshController {
   setPeerEndpoint(w: EndpointWrite): Promise<void> {
     return this.#serial(async () => {
       const ifname = this.#o.settings().ifname;
-      const i = this.#peers.findIndex((p) => p.id === w.peerId && p.public_key === w.publicKey);
-      if (i >= 0 && this.#peers[i]!.endpoint !== w.endpoint) {
-        this.#peers[i] = { ...this.#peers[i]!, endpoint: w.endpoint };
-        try {
-          writePeersCache(this.#o.dataDir, this.#peers);
-        } catch (err) {
-          this.#log.warn("peer cache not updated with the NAT endpoint", { peer_id: w.peerId, error: (err as Error).message });
+      const cur = this.#byId.get(w.peerId);
+      if (cur && cur.public_key === w.publicKey && cur.endpoint !== w.endpoint) {
+        this.#putPeer({ ...cur, endpoint: w.endpoint });
+        this.#cache.schedule();
+        // The model follows: the device gets this endpoint below.
+        const a = this.#applied.get(w.publicKey);
+        if (a) {
+          try {
+            const peer = normaliseDesiredPeer({ publicKey: w.publicKey, endpoint: w.endpoint, allowedIps: [] });
+            this.#applied.set(w.publicKey, { id: a.id, peer: { ...a.peer, endpoint: peer.endpoint } });
+          } catch {
+            this.#basis = null;
+          }
         }
       }
       await this.#o.kernel.updatePeers(ifname, [{ publicKey: w.publicKey, endpoint: w.endpoint, persistentKeepalive: 0 }]);
@@ -322,7 +685,7 @@ export class MeshController {
   /** Configured peers as the NAT refresh sees them: peer id, key, kernel endpoint, last handshake. */
   async natPeers(): Promise<Array<{ peerId: string; publicKey: string; endpoint: string | null; lastHandshakeMs: number | null }>> {
     const dev = await this.#o.kernel.readDevice(this.#o.settings().ifname);
-    const idByKey = new Map(this.#peers.map((p) => [p.public_key, p.id]));
+    const idByKey = this.#idByKey;
     return (dev?.peers ?? []).flatMap((p) => {
       const id = idByKey.get(p.publicKey);
       return id === undefined ? [] : [{ peerId: id, publicKey: p.publicKey, endpoint: p.endpoint, lastHandshakeMs: p.lastHandshakeMs }];
@@ -346,7 +709,7 @@ export class MeshController {
     const byKey = new Map((dev?.peers ?? []).map((p) => [p.publicKey, p]));
     const views: PeerView[] = [];
     const self = this.#o.self();
-    for (const p of this.#peers) {
+    for (const p of this.#byId.values()) {
       if (p.id === self.nodeId) continue;
       const w = byKey.get(p.public_key);
       byKey.delete(p.public_key);
@@ -384,6 +747,9 @@ export class MeshController {
    */
   teardown(): Promise<ApplyOutcome> {
     return this.#serial(async () => {
+      // Local state is kept unless purged; either way nothing may be written after this.
+      await this.#cache.flush();
+      this.#basis = null;
       const k = this.#o.kernel;
       const s = this.#o.settings();
       const corrections: Correction[] = [];

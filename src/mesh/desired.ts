@@ -44,15 +44,52 @@ export interface MeshDesired {
   readonly skippedRules: Array<{ policyId: string; index: number; reason: string }>;
 }
 
-const inMesh = (cidr: string): boolean => {
+/** True for a CIDR inside the mesh range (covered by the one mesh route). */
+export const inMesh = (cidr: string): boolean => {
   const [ip = "", plen = "32"] = cidr.split("/");
   const o = ip.split(".").map(Number);
   return o[0] === 10 && o[1] === 100 && Number(plen) >= 16;
 };
 
+/** A CP peer that can be configured at all: not ourselves (by id or key), has a key. */
+export function isCandidate(self: MeshSelf, p: Peer): boolean {
+  return p.id !== self.nodeId && p.public_key !== self.publicKey && p.public_key !== "";
+}
+
+/** The device entry of one visible peer (lifecycle.md §4.2 step 6). */
+export function desiredPeerOf(settings: MeshSettings, p: Peer): DesiredPeer {
+  return {
+    publicKey: p.public_key,
+    presharedKey: p.psk === "" ? null : p.psk,
+    ...(p.endpoint !== "" ? { endpoint: p.endpoint } : {}),
+    allowedIps: p.allowed_ips.length > 0 ? [...p.allowed_ips] : [`${p.mesh_ip}/32`],
+    persistentKeepalive: settings.keepaliveSec,
+  };
+}
+
+/**
+ * Visibility of ONE peer (§4.3): it depends only on that peer, self and the policies, which is
+ * what lets an event change one peer without recomputing the others.
+ */
+export function peerVisible(settings: MeshSettings, self: MeshSelf, p: Peer, policies: readonly Policy[]): boolean {
+  return visiblePeers({
+    self: { id: self.nodeId, meshIp: self.meshIp },
+    peers: [{ id: p.id, meshIp: p.mesh_ip }],
+    policies,
+    defaultAction: settings.policyEnabled ? settings.policyDefault : "allow",
+  }).visible.has(p.id);
+}
+
+/** The route list: the mesh route, then one per extra (bridge) destination, sorted. */
+export function meshRoutes(self: MeshSelf, extra: Iterable<string>): KernelRoute[] {
+  const routes: KernelRoute[] = [{ dst: MESH_CIDR, src: self.meshIp }];
+  for (const dst of [...extra].sort()) routes.push({ dst });
+  return routes;
+}
+
 /** Computes the desired mesh from settings, identity, CP peers and policies. */
 export function computeDesired(settings: MeshSettings, self: MeshSelf, peers: readonly Peer[], policies: readonly Policy[]): MeshDesired {
-  const others = peers.filter((p) => p.id !== self.nodeId && p.public_key !== self.publicKey && p.public_key !== "");
+  const others = peers.filter((p) => isCandidate(self, p));
   const vis = visiblePeers({
     self: { id: self.nodeId, meshIp: self.meshIp },
     peers: others.map((p) => ({ id: p.id, meshIp: p.mesh_ip })),
@@ -68,24 +105,14 @@ export function computeDesired(settings: MeshSettings, self: MeshSelf, peers: re
     seenKeys.add(p.public_key);
     visible.set(p.id, p);
   }
-  const devicePeers: DesiredPeer[] = [...visible.values()]
-    .sort((a, b) => a.id.localeCompare(b.id))
-    .map((p) => ({
-      publicKey: p.public_key,
-      presharedKey: p.psk === "" ? null : p.psk,
-      ...(p.endpoint !== "" ? { endpoint: p.endpoint } : {}),
-      allowedIps: p.allowed_ips.length > 0 ? [...p.allowed_ips] : [`${p.mesh_ip}/32`],
-      persistentKeepalive: settings.keepaliveSec,
-    }));
-  const routes: KernelRoute[] = [{ dst: MESH_CIDR, src: self.meshIp }];
+  const devicePeers: DesiredPeer[] = [...visible.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((p) => desiredPeerOf(settings, p));
   const extra = new Set<string>();
   for (const p of devicePeers) for (const a of p.allowedIps) if (!inMesh(a)) extra.add(a);
-  for (const dst of [...extra].sort()) routes.push({ dst });
   return {
     ifname: settings.ifname,
     mtu: settings.mtu,
     addresses: [`${self.meshIp}/32`],
-    routes,
+    routes: meshRoutes(self, extra),
     device: { ifname: settings.ifname, privateKey: self.privateKey, listenPort: settings.listenPort, peers: devicePeers },
     visible,
     idByKey,

@@ -190,6 +190,9 @@ describe("MeshController", () => {
     expect(kernel.calls.slice(before)).toEqual(["updatePeers plexdt0", "updatePeers plexdt0"]);
     const dev = await kernel.readDevice("plexdt0");
     expect(dev!.peers[0]).toMatchObject({ endpoint: "198.51.100.9:40000", persistentKeepalive: 25 });
+    // The cache write is debounced (docs/decisions.md "Mesh apply fast path"); flush = stop.
+    expect(mesh.cachePending).toBe(true);
+    await mesh.flush();
     expect(readMeshCache(dir).peers[0]!.endpoint).toBe("198.51.100.9:40000");
     expect(mesh.writtenEndpoint(a.public_key)).toBe("198.51.100.9:40000");
     expect((await mesh.apply()).corrections).toEqual([]);

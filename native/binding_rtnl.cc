@@ -1,4 +1,5 @@
-// binding_rtnl.cc — linkList/linkAdd/linkDel/linkSet, addr*, route* (rtnl.c) as Promises.
+// binding_rtnl.cc — linkList/linkAdd/linkDel/linkSet, addr*, route* (rtnl.c) as Promises,
+// plus the pure _rtnlParse test hook over the same per-message decoders.
 #include "binding.h"
 
 #include <cerrno>
@@ -41,6 +42,43 @@ int IndexOf(const std::string &name)
 	return (int)idx;
 }
 
+// Record -> JS object, shared by the dumps and the _rtnlParse test hook.
+Napi::Object LinkToJs(Napi::Env env, const struct rtnl_link &l)
+{
+	Napi::Object o = Napi::Object::New(env);
+	o.Set("index", l.index);
+	o.Set("name", l.name);
+	o.Set("kind", l.kind);
+	o.Set("mtu", Napi::Number::New(env, l.mtu));
+	o.Set("up", Napi::Boolean::New(env, l.up != 0));
+	return o;
+}
+
+Napi::Object AddrToJs(Napi::Env env, const struct rtnl_addr &r)
+{
+	Napi::Object o = Napi::Object::New(env);
+	o.Set("ifindex", r.ifindex);
+	o.Set("family", r.family == AF_INET ? 4 : 6);
+	o.Set("address", plexd::FormatIp(r.family, r.addr));
+	o.Set("prefixlen", r.prefixlen);
+	return o;
+}
+
+Napi::Object RouteToJs(Napi::Env env, const struct rtnl_route &r)
+{
+	Napi::Object o = Napi::Object::New(env);
+	o.Set("family", r.family == AF_INET ? 4 : 6);
+	o.Set("dst", plexd::FormatIp(r.family, r.dst));
+	o.Set("prefixlen", r.dst_len);
+	o.Set("ifindex", r.oif);
+	if (r.has_src)
+		o.Set("src", plexd::FormatIp(r.family, r.src));
+	if (r.has_gw)
+		o.Set("gateway", plexd::FormatIp(r.family, r.gw));
+	o.Set("table", Napi::Number::New(env, r.table));
+	return o;
+}
+
 Napi::Value LinkList(const Napi::CallbackInfo &info)
 {
 	auto res = std::make_shared<CList<struct rtnl_link>>();
@@ -52,14 +90,7 @@ Napi::Value LinkList(const Napi::CallbackInfo &info)
 	    [res](Napi::Env env) -> Napi::Value {
 		    Napi::Array a = Napi::Array::New(env, res->n);
 		    for (size_t i = 0; i < res->n; i++) {
-			    const struct rtnl_link &l = res->items[i];
-			    Napi::Object o = Napi::Object::New(env);
-			    o.Set("index", l.index);
-			    o.Set("name", l.name);
-			    o.Set("kind", l.kind);
-			    o.Set("mtu", Napi::Number::New(env, l.mtu));
-			    o.Set("up", Napi::Boolean::New(env, l.up != 0));
-			    a.Set(i, o);
+			    a.Set(i, LinkToJs(env, res->items[i]));
 		    }
 		    return a;
 	    });
@@ -133,13 +164,7 @@ Napi::Value AddrList(const Napi::CallbackInfo &info)
 	    [res](Napi::Env env) -> Napi::Value {
 		    Napi::Array a = Napi::Array::New(env, res->n);
 		    for (size_t i = 0; i < res->n; i++) {
-			    const struct rtnl_addr &r = res->items[i];
-			    Napi::Object o = Napi::Object::New(env);
-			    o.Set("ifindex", r.ifindex);
-			    o.Set("family", r.family == AF_INET ? 4 : 6);
-			    o.Set("address", plexd::FormatIp(r.family, r.addr));
-			    o.Set("prefixlen", r.prefixlen);
-			    a.Set(i, o);
+			    a.Set(i, AddrToJs(env, res->items[i]));
 		    }
 		    return a;
 	    });
@@ -194,18 +219,7 @@ Napi::Value RouteList(const Napi::CallbackInfo &info)
 	    [res](Napi::Env env) -> Napi::Value {
 		    Napi::Array a = Napi::Array::New(env, res->n);
 		    for (size_t i = 0; i < res->n; i++) {
-			    const struct rtnl_route &r = res->items[i];
-			    Napi::Object o = Napi::Object::New(env);
-			    o.Set("family", r.family == AF_INET ? 4 : 6);
-			    o.Set("dst", plexd::FormatIp(r.family, r.dst));
-			    o.Set("prefixlen", r.dst_len);
-			    o.Set("ifindex", r.oif);
-			    if (r.has_src)
-				    o.Set("src", plexd::FormatIp(r.family, r.src));
-			    if (r.has_gw)
-				    o.Set("gateway", plexd::FormatIp(r.family, r.gw));
-			    o.Set("table", Napi::Number::New(env, r.table));
-			    a.Set(i, o);
+			    a.Set(i, RouteToJs(env, res->items[i]));
 		    }
 		    return a;
 	    });
@@ -262,6 +276,78 @@ Napi::Value RouteChange(const Napi::CallbackInfo &info, bool add)
 Napi::Value RouteAdd(const Napi::CallbackInfo &info) { return RouteChange(info, true); }
 Napi::Value RouteDel(const Napi::CallbackInfo &info) { return RouteChange(info, false); }
 
+// Test hook (fuzzed from TS, like wgParseGet): _rtnlParse(kind, messages, filter?) feeds raw
+// dump replies to the same per-message decoders the link/addr/route dumps use (rtnl.c), with
+// the framing checks nl_recv applies. filter = ifindex (addr) or table (route), 0 = all.
+// Returns the records as linkList/addrList/routeList would; throws NativeError otherwise.
+Napi::Value RtnlParse(const Napi::CallbackInfo &info)
+{
+	const char *op = "rtnl.parse";
+	Napi::Env env = info.Env();
+	std::string kind = plexd::ArgString(info, 0, op, "kind");
+	if (kind != "link" && kind != "addr" && kind != "route")
+		ThrowError(env, EINVAL, op, kind, "kind must be link, addr or route");
+	if (info.Length() < 2 || !info[1].IsArray())
+		ThrowError(env, EINVAL, op, kind, "messages must be an array of Uint8Array");
+	double filter = 0;
+	if (info.Length() > 2 && !info[2].IsUndefined()) {
+		filter = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+		if (filter < 0 || filter > 2147483647.0 || filter != (double)(uint32_t)filter)
+			ThrowError(env, EINVAL, op, kind, "filter must be a non-negative integer");
+	}
+	Napi::Array msgs = info[1].As<Napi::Array>();
+	Napi::Array out = Napi::Array::New(env);
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < msgs.Length(); i++) {
+		Napi::Value v = msgs.Get(i);
+		std::string where = "messages[" + std::to_string(i) + "]";
+		if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+			ThrowError(env, EINVAL, op, where, "not a Uint8Array");
+		Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+		// Aligned private copy: the JS view may start at any byte offset.
+		std::vector<uint64_t> copy((a.ByteLength() + 7) / 8 + 1);
+		memcpy(copy.data(), a.Data(), a.ByteLength());
+		size_t left = a.ByteLength();
+		const struct nlmsghdr *h = (const struct nlmsghdr *)copy.data();
+		if (left > 0 && !NLMSG_OK(h, left))
+			ThrowError(env, EBADMSG, op, where, "truncated netlink message");
+		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
+					ThrowError(env, EBADMSG, op, where, "short error message");
+				int e = *(const int *)NLMSG_DATA(h);
+				if (e)
+					ThrowError(env, e, op, where, "kernel error in reply");
+				continue;
+			}
+			if (h->nlmsg_type < NLMSG_MIN_TYPE)
+				continue; // DONE, NOOP, OVERRUN
+			int r;
+			if (kind == "link") {
+				struct rtnl_link l;
+				r = rtnl_link_parse(h, &l);
+				if (r > 0)
+					out.Set(k++, LinkToJs(env, l));
+			} else if (kind == "addr") {
+				struct rtnl_addr ad;
+				r = rtnl_addr_parse(h, (int)filter, &ad);
+				if (r > 0)
+					out.Set(k++, AddrToJs(env, ad));
+			} else {
+				struct rtnl_route rt;
+				r = rtnl_route_parse(h, (uint32_t)filter, &rt);
+				if (r > 0)
+					out.Set(k++, RouteToJs(env, rt));
+			}
+			if (r < 0)
+				ThrowError(env, r, op, where);
+		}
+		if (left >= sizeof(struct nlmsghdr))
+			ThrowError(env, EBADMSG, op, where, "trailing bytes after the last message");
+	}
+	return out;
+}
+
 } // namespace
 
 void InitRtnl(Napi::Env env, Napi::Object exports)
@@ -276,4 +362,5 @@ void InitRtnl(Napi::Env env, Napi::Object exports)
 	exports.Set("routeList", plexd::PromiseFunction(env, "routeList", RouteList));
 	exports.Set("routeAdd", plexd::PromiseFunction(env, "routeAdd", RouteAdd));
 	exports.Set("routeDel", plexd::PromiseFunction(env, "routeDel", RouteDel));
+	exports.Set("_rtnlParse", Napi::Function::New(env, RtnlParse, "_rtnlParse"));
 }

@@ -61,9 +61,9 @@ static int dump(struct nl_sock *s, uint16_t type, const void *hdr, size_t hdrlen
 
 /* ---- links ------------------------------------------------------------- */
 
-static int link_cb(const struct nlmsghdr *h, void *arg)
+int rtnl_link_parse(const struct nlmsghdr *h, struct rtnl_link *l)
 {
-	struct vec *v = arg;
+	memset(l, 0, sizeof(*l));
 	if (h->nlmsg_type != RTM_NEWLINK)
 		return 0;
 	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
@@ -72,9 +72,6 @@ static int link_cb(const struct nlmsghdr *h, void *arg)
 	const struct nlattr *tb[IFLA_MAX + 1];
 	if (nl_parse_attrs(IFLA_RTA(ifi), h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)), tb, IFLA_MAX) < 0)
 		return -EBADMSG;
-	struct rtnl_link *l = vec_push(v);
-	if (!l)
-		return -ENOMEM;
 	l->index = ifi->ifi_index;
 	l->up = (ifi->ifi_flags & IFF_UP) != 0;
 	if (tb[IFLA_IFNAME]) {
@@ -98,6 +95,19 @@ static int link_cb(const struct nlmsghdr *h, void *arg)
 			l->kind[strnlen(l->kind, n)] = '\0';
 		}
 	}
+	return 1;
+}
+
+static int link_cb(const struct nlmsghdr *h, void *arg)
+{
+	struct rtnl_link l;
+	int r = rtnl_link_parse(h, &l);
+	if (r <= 0)
+		return r;
+	struct rtnl_link *p = vec_push(arg);
+	if (!p)
+		return -ENOMEM;
+	*p = l;
 	return 0;
 }
 
@@ -180,15 +190,15 @@ struct addr_ctx {
 	int ifindex;
 };
 
-static int addr_cb(const struct nlmsghdr *h, void *arg)
+int rtnl_addr_parse(const struct nlmsghdr *h, int ifindex, struct rtnl_addr *r)
 {
-	struct addr_ctx *c = arg;
+	memset(r, 0, sizeof(*r));
 	if (h->nlmsg_type != RTM_NEWADDR)
 		return 0;
 	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifaddrmsg)))
 		return -EBADMSG;
 	const struct ifaddrmsg *ifa = NLMSG_DATA(h);
-	if (c->ifindex && (int)ifa->ifa_index != c->ifindex)
+	if (ifindex && (int)ifa->ifa_index != ifindex)
 		return 0;
 	if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
 		return 0;
@@ -200,13 +210,24 @@ static int addr_cb(const struct nlmsghdr *h, void *arg)
 	size_t alen = ifa->ifa_family == AF_INET ? 4 : 16;
 	if (!a || nl_attr_len(a) < alen)
 		return 0;
-	struct rtnl_addr *r = vec_push(&c->v);
-	if (!r)
-		return -ENOMEM;
 	r->ifindex = (int)ifa->ifa_index;
 	r->family = ifa->ifa_family;
 	r->prefixlen = ifa->ifa_prefixlen;
 	memcpy(r->addr, nl_attr_data(a), alen);
+	return 1;
+}
+
+static int addr_cb(const struct nlmsghdr *h, void *arg)
+{
+	struct addr_ctx *c = arg;
+	struct rtnl_addr a;
+	int r = rtnl_addr_parse(h, c->ifindex, &a);
+	if (r <= 0)
+		return r;
+	struct rtnl_addr *p = vec_push(&c->v);
+	if (!p)
+		return -ENOMEM;
+	*p = a;
 	return 0;
 }
 
@@ -262,9 +283,9 @@ struct route_ctx {
 	uint32_t table;
 };
 
-static int route_cb(const struct nlmsghdr *h, void *arg)
+int rtnl_route_parse(const struct nlmsghdr *h, uint32_t table_filter, struct rtnl_route *r)
 {
-	struct route_ctx *c = arg;
+	memset(r, 0, sizeof(*r));
 	if (h->nlmsg_type != RTM_NEWROUTE)
 		return 0;
 	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)))
@@ -280,12 +301,9 @@ static int route_cb(const struct nlmsghdr *h, void *arg)
 	uint32_t table = rt->rtm_table;
 	if (tb[RTA_TABLE] && nl_attr_len(tb[RTA_TABLE]) >= 4)
 		memcpy(&table, nl_attr_data(tb[RTA_TABLE]), 4);
-	if (c->table && table != c->table)
+	if (table_filter && table != table_filter)
 		return 0;
 	size_t alen = rt->rtm_family == AF_INET ? 4 : 16;
-	struct rtnl_route *r = vec_push(&c->v);
-	if (!r)
-		return -ENOMEM;
 	r->family = rt->rtm_family;
 	r->dst_len = rt->rtm_dst_len;
 	r->table = table;
@@ -301,6 +319,20 @@ static int route_cb(const struct nlmsghdr *h, void *arg)
 		r->has_gw = 1;
 		memcpy(r->gw, nl_attr_data(tb[RTA_GATEWAY]), alen);
 	}
+	return 1;
+}
+
+static int route_cb(const struct nlmsghdr *h, void *arg)
+{
+	struct route_ctx *c = arg;
+	struct rtnl_route rt;
+	int r = rtnl_route_parse(h, c->table, &rt);
+	if (r <= 0)
+		return r;
+	struct rtnl_route *p = vec_push(&c->v);
+	if (!p)
+		return -ENOMEM;
+	*p = rt;
 	return 0;
 }
 

@@ -56,6 +56,15 @@ int rtnl_route_list(struct nl_sock *s, uint32_t table, struct rtnl_route **out, 
 		    struct nl_err *err);
 int rtnl_route_change(struct nl_sock *s, int add, const struct rtnl_route *r, struct nl_err *err);
 
+/* Per-message decoders used by the dump callbacks above (and by the addon's pure _rtnlParse
+ * test hook, so fuzzing exercises the very code the dumps run). h must be a complete message
+ * (nlmsg_len checked by the caller against the buffer, as NLMSG_OK does). Return 1 with *out
+ * filled, 0 when the message is skipped (other type/family, filtered out), -EBADMSG when
+ * malformed. Filters as in the list functions: ifindex 0 / table 0 = everything. */
+int rtnl_link_parse(const struct nlmsghdr *h, struct rtnl_link *out);
+int rtnl_addr_parse(const struct nlmsghdr *h, int ifindex, struct rtnl_addr *out);
+int rtnl_route_parse(const struct nlmsghdr *h, uint32_t table, struct rtnl_route *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,7 @@
  * hand-over happens exactly once, in one place.
  */
 import { fileURLToPath } from "node:url";
-import type { NativeAddon } from "./addon-api.ts";
+import type { NativeAddon, NativeAddr, NativeLink, NativeRoute } from "./addon-api.ts";
 import { NativeError } from "./errors.ts";
 
 /** Default location of the freshly built addon (`bash build/addon`). */
@@ -15,6 +15,14 @@ export interface AddonInternals {
   setErrorClass(cls: typeof NativeError): void;
   /** Test hook: nl_parse_attrs over raw bytes; [type, payload length] of each kept attribute. */
   _nlParseAttrs(buf: Uint8Array, max: number): Array<[number, number]>;
+  /**
+   * Test hook: the rtnetlink dump decoders (rtnl.c) over raw reply messages, without a socket.
+   * `filter` is the ifindex (addr) or table (route) the list calls take; 0/absent = all.
+   * Returns what linkList/addrList/routeList would; throws NativeError on malformed input.
+   */
+  _rtnlParse(kind: "link", messages: Uint8Array[], filter?: number): NativeLink[];
+  _rtnlParse(kind: "addr", messages: Uint8Array[], filter?: number): NativeAddr[];
+  _rtnlParse(kind: "route", messages: Uint8Array[], filter?: number): NativeRoute[];
 }
 
 const REQUIRED = ["version", "setErrorClass", "linkList", "wgBuildSet", "wgParseGet", "sdNotify"] as const;

@@ -52,7 +52,8 @@ export class UapiError extends Error {
 const ZERO_HEX = "0".repeat(64);
 const HEX_KEY = /^[0-9a-f]{64}$/;
 const B64_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-const ERRNO_LINE = /^errno=(-?\d{1,10})$/;
+// wireguard-go writes errno as 0 or a negative number; anything else is malformed.
+const ERRNO_LINE = /^errno=(0|-\d{1,10})$/;
 const ENDPOINT = /^(?:\[[0-9A-Fa-f:.%\w-]+\]|[0-9A-Za-z.-]+):\d{1,5}$/;
 
 /** The request text of a get. */
@@ -140,7 +141,7 @@ export function parseSetReply(text: string): void {
 }
 
 /** Unsigned decimal in text[from, to) without slicing; EPROTO when it is not one. */
-function num(text: string, from: number, to: number, key: string): number {
+function num(text: string, from: number, to: number, key: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = to - from;
   if (n < 1 || n > 20) throw protoErr("get", `${key} is not an unsigned integer`);
   let x = 0;
@@ -150,7 +151,9 @@ function num(text: string, from: number, to: number, key: string): number {
     x = x * 10 + c;
   }
   // Beyond 2^53 the running product rounds differently from Number(); keep Number's answer.
-  return n > 15 ? Number(text.slice(from, to)) : x;
+  const v = n > 15 ? Number(text.slice(from, to)) : x;
+  if (v > max) throw protoErr("get", `${key} ${v} is out of range (max ${max})`);
+  return v;
 }
 
 function key(name: string, v: string): string {
@@ -217,7 +220,7 @@ export function parseGet(text: string, ifname: string): WgDevice {
           const v = text.slice(v0, nl);
           peer.presharedKey = v === ZERO_HEX ? null : key("preshared_key", v);
         } else if (peer !== null && is(linePos, eq, "persistent_keepalive_interval")) {
-          peer.persistentKeepalive = num(text, v0, nl, "persistent_keepalive_interval");
+          peer.persistentKeepalive = num(text, v0, nl, "persistent_keepalive_interval", 65535);
         } else if (peer === null && is(linePos, eq, "private_key")) {
           const v = text.slice(v0, nl);
           dev.privateKey = v === ZERO_HEX ? null : key("private_key", v);
@@ -237,13 +240,13 @@ export function parseGet(text: string, ifname: string): WgDevice {
       case 101: // e
         if (peer !== null && is(linePos, eq, "endpoint")) {
           const v = text.slice(v0, nl);
-          if (!ENDPOINT.test(v)) throw protoErr("get", `bad endpoint ${JSON.stringify(v.slice(0, 80))}`);
+          if (!ENDPOINT.test(v) || Number(v.slice(v.lastIndexOf(":") + 1)) > 65535) throw protoErr("get", `bad endpoint ${JSON.stringify(v.slice(0, 80))}`);
           peer.endpoint = v;
         }
         break;
       case 108: // l
         if (peer === null) {
-          if (is(linePos, eq, "listen_port")) dev.listenPort = num(text, v0, nl, "listen_port");
+          if (is(linePos, eq, "listen_port")) dev.listenPort = num(text, v0, nl, "listen_port", 65535);
         } else if (is(linePos, eq, "last_handshake_time_sec")) hsSec = num(text, v0, nl, "last_handshake_time_sec");
         else if (is(linePos, eq, "last_handshake_time_nsec")) hsNsec = num(text, v0, nl, "last_handshake_time_nsec");
         break;
@@ -254,7 +257,7 @@ export function parseGet(text: string, ifname: string): WgDevice {
         if (peer !== null && is(linePos, eq, "rx_bytes")) peer.rxBytes = num(text, v0, nl, "rx_bytes");
         break;
       case 102: // f
-        if (peer === null && is(linePos, eq, "fwmark")) dev.fwmark = num(text, v0, nl, "fwmark");
+        if (peer === null && is(linePos, eq, "fwmark")) dev.fwmark = num(text, v0, nl, "fwmark", 0xffffffff);
         break;
       default:
         break;

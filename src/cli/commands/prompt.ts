@@ -19,10 +19,11 @@ export async function readStdin(limit = 4096): Promise<string> {
 
 /** Prompts on stderr and reads one line from the TTY with echo off. */
 export async function promptHidden(question: string): Promise<string> {
-  process.stderr.write(question);
   const stdin = process.stdin;
+  // Echo off before the question appears: a token pasted at once must never be shown.
   stdin.setRawMode?.(true);
   stdin.resume();
+  process.stderr.write(question);
   let value = "";
   try {
     await new Promise<void>((resolve, reject) => {

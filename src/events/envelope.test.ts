@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { canonicalText } from "./canonical.ts";
-import { parseEnvelope, verifyEnvelope, type VerifierDeps, type VerifyResult } from "./envelope.ts";
+import { parseEnvelope, parseEnvelopeFull, verifyEnvelope, type VerifierDeps, type VerifyResult } from "./envelope.ts";
 import { ed25519KeyFromBase64, type TrustedKeys } from "./keys.ts";
 import { NonceStore } from "./nonce-store.ts";
 import {
@@ -390,6 +390,32 @@ describe("awkward payloads against an independent signer", () => {
   });
 });
 
+describe("fast path and full parser agree", () => {
+  const sig = JSON.parse(V1).signature as string;
+  const base = `"event_type":"t","event_id":"e","issued_at":"2025-01-15T10:30:00.500+02:00","nonce":"n","signature":"${sig}"`;
+  const inputs = [
+    V1,
+    V2,
+    `{${base}}`,
+    `{${base},"payload":null}`,
+    ` {\n${base} , "payload" : { "a" : [ 1 , 2.5e3 , true , false , null , "x<y" ] } }\t`,
+    `{${base},"payload":{"s":"a\u2028b","t":"\\u00e9 \\n \\/"}}`,
+    `{${base},"payload":"\\ud83d\\ude00"}`,
+    `{${base},"payload":{"k":1,"k":2},"extra":{"deep":[[[[]]]]}}`,
+    `{"x":1,${base},"payload":[]}`,
+    `{${base},"payload":{"é😀":"日本"}}`,
+    `{"event_type":"a\\u003cb",${base.slice(base.indexOf('"event_id"'))}}`,
+    `{${base},"payload":${"[".repeat(40)}${"]".repeat(40)}}`,
+  ];
+  inputs.forEach((data, i) => {
+    test(`input ${i}`, () => {
+      const full = parseEnvelopeFull(data);
+      expect(full.ok).toBe(true);
+      expect(parseEnvelope(data)).toEqual(full);
+    });
+  });
+});
+
 describe("fuzz", () => {
   test("random mutations and truncations never throw; a verified mutant signs the same canonical text", () => {
     const r = seededRandom(8032);
@@ -408,6 +434,11 @@ describe("fuzz", () => {
         else data = data.slice(0, pos) + alphabet[Math.floor(r() * alphabet.length)] + data.slice(pos + (op < 0.8 ? 1 : 0));
       }
       const res = verifyEnvelope(data, harness({ nowMs: now }).deps);
+      // The one-pass fast path and the full scanner + valibot schema agree on every input.
+      const fast = parseEnvelope(data);
+      const full = parseEnvelopeFull(data);
+      if (fast.ok || full.ok) expect(fast).toEqual(full);
+      else expect(fast.ok).toBe(false);
       n++;
       seen.set(`${res.verdict}:${res.verdict === "rejected" ? res.reason : ""}`, (seen.get(`${res.verdict}:${res.verdict === "rejected" ? res.reason : ""}`) ?? 0) + 1);
       if (res.verdict === "verified") expect(canonicalOf(data)).toBe(canonical);

@@ -9,7 +9,7 @@ import { verify as cryptoVerify, type KeyObject } from "node:crypto";
 import * as v from "valibot";
 import { parseRfc3339, type Rfc3339 } from "../util/duration.ts";
 import { canonicalBytes, compactJsonSlice, formatCanonicalIssuedAt } from "./canonical.ts";
-import { scanTopLevelObject, type JsonObjectScan } from "./json-tokenizer.ts";
+import { scanEnvelopeFast, scanTopLevelObject, type JsonObjectScan } from "./json-tokenizer.ts";
 import type { TrustedKeys } from "./keys.ts";
 import type { NonceStore } from "./nonce-store.ts";
 
@@ -139,8 +139,54 @@ function partialFields(scan: JsonObjectScan | undefined): PartialEnvelopeFields 
   return out;
 }
 
-/** Step 1: parse and validate the structure of one event's `data` text. Never throws. */
+/**
+ * Step 1: parse and validate the structure of one event's `data` text. Never throws.
+ *
+ * Hot path (docs/decisions.md "Journal"): one pass of {@link scanEnvelopeFast} and hand-written
+ * checks that are at least as strict as {@link EnvelopeFieldsSchema}. Anything they do not
+ * accept goes through {@link parseEnvelopeFull} (full scanner + the valibot schema), which then
+ * decides and explains, so the schema stays the authority for every rejection.
+ */
 export function parseEnvelope(text: string): ParseResult {
+  const f = scanEnvelopeFast(text);
+  if (f === undefined) return parseEnvelopeFull(text);
+  const [eventType, eventId, issuedAt, nonce, signature] = f.strings;
+  if (
+    eventType === undefined ||
+    eventType === "" ||
+    eventId === undefined ||
+    eventId === "" ||
+    issuedAt === undefined ||
+    nonce === undefined ||
+    nonce === "" ||
+    utf8Length(nonce, 256) > 256 ||
+    signature === undefined ||
+    !SIGNATURE_RE.test(signature)
+  ) {
+    return parseEnvelopeFull(text);
+  }
+  const t = parseRfc3339(issuedAt);
+  if (t === undefined) return parseEnvelopeFull(text);
+  let payloadText = "null";
+  let payloadCompact = "null";
+  if (f.payloadStart >= 0) {
+    payloadText = text.slice(f.payloadStart, f.payloadEnd);
+    payloadCompact = f.payloadCompact ? payloadText : compactJsonSlice(text, f.payloadStart, f.payloadEnd);
+  }
+  return {
+    ok: true,
+    envelope: { eventType, eventId, issuedAt, issuedAtMs: t.epochMs, nonce, signature, payloadText },
+    canonicalIssuedAt: formatCanonicalIssuedAt(t.wall, t.fraction, t.offsetMinutes, t.offset),
+    payloadCompact,
+  };
+}
+
+/**
+ * Step 1 through the full scanner and the valibot schema: the reference the fast path of
+ * {@link parseEnvelope} must agree with (tests compare both), and the source of every
+ * rejection message. @internal exported for tests and benchmarks.
+ */
+export function parseEnvelopeFull(text: string): ParseResult {
   const scan = scanTopLevelObject(text);
   if (!scan.ok) return { ok: false, detail: scan.message, fields: {} };
   const input: Record<string, unknown> = {};

@@ -378,3 +378,253 @@ export function scanTopLevelObject(t: string): JsonObjectScan | JsonScanError {
   if (i !== n) return err("trailing_data", i, "data after the top-level object");
   return { ok: true, members, byKey };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fast path for signed envelopes (docs/decisions.md "Journal": envelope parsing). One pass over
+// the text that extracts the five signed string fields and the payload's source range, without
+// building member objects. It is conservative: anything unusual (escapes in member names or in
+// the signed string fields, a repeated member, a non-string signed field, any syntax error)
+// returns `undefined` and the caller falls back to the full scanner above, which then decides
+// and explains. So whenever this accepts, {@link scanTopLevelObject} accepts the same text with
+// the same decoded values and offsets.
+
+/** Fast-path scan of an envelope text; see {@link scanEnvelopeFast}. */
+export interface EnvelopeFastScan {
+  /** `event_type`, `event_id`, `issued_at`, `nonce`, `signature` (raw = decoded: no escapes). */
+  readonly strings: readonly (string | undefined)[];
+  /** Payload value source range; `start < 0` when absent. */
+  readonly payloadStart: number;
+  readonly payloadEnd: number;
+  /**
+   * True when the payload slice is already in canonical compact form (protocol.md §8.1 P): no
+   * whitespace outside string literals and no raw `<`, `>`, `&`, U+2028, U+2029 inside them.
+   */
+  readonly payloadCompact: boolean;
+}
+
+/** Index of each signed string member in {@link EnvelopeFastScan.strings}. */
+export const FAST_FIELDS = ["event_type", "event_id", "issued_at", "nonce", "signature"] as const;
+const PAYLOAD_BIT = 1 << 5;
+
+// Character classes of ASCII code units inside string literals.
+const C_PLAIN = 0;
+const C_QUOTE = 1;
+const C_BACKSLASH = 2;
+const C_CONTROL = 3;
+const C_HTML = 4; // < > & : escaped by the canonical compaction
+const STRING_CLASS = (() => {
+  const t = new Uint8Array(128);
+  for (let c = 0; c < 0x20; c++) t[c] = C_CONTROL;
+  t[QUOTE] = C_QUOTE;
+  t[BACKSLASH] = C_BACKSLASH;
+  t[0x3c] = C_HTML;
+  t[0x3e] = C_HTML;
+  t[0x26] = C_HTML;
+  return t;
+})();
+
+// Mutable state of one fast scan (module-level: scans are synchronous and never re-entered).
+let dirty = false;
+
+/**
+ * Skips the string literal whose opening quote is at `i`; returns the offset after the closing
+ * quote, or -1 (fall back). Sets `dirty` on characters the compaction would replace. With
+ * `plain`, any escape or surrogate falls back too (member names and signed fields, whose
+ * decoded value is then the raw slice).
+ */
+function skipString(t: string, i: number, n: number, plain: boolean): number {
+  for (let p = i + 1; p < n; p++) {
+    const c = t.charCodeAt(p);
+    if (c < 128) {
+      const k = STRING_CLASS[c]!;
+      if (k === C_PLAIN) continue;
+      if (k === C_QUOTE) return p + 1;
+      if (k === C_HTML) {
+        dirty = true;
+        continue;
+      }
+      if (k === C_CONTROL || plain) return -1;
+      // Backslash: a valid escape, copied verbatim by the compaction.
+      const e = t.charCodeAt(p + 1);
+      if (e === 0x75 /* u */) {
+        const cu = hex4(t, p + 2);
+        if (cu < 0 || (cu >= 0xd800 && cu <= 0xdfff)) return -1; // surrogate escapes: full scanner
+        p += 5;
+      } else if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+        p += 1;
+      } else return -1;
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      if (plain || c >= 0xdc00) return -1;
+      const next = t.charCodeAt(p + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return -1;
+      p++;
+    } else if (c === 0x2028 || c === 0x2029) {
+      dirty = true;
+    }
+  }
+  return -1;
+}
+
+function skipWsDirty(t: string, i: number, n: number): number {
+  const j = skipWs(t, i);
+  if (j !== i) dirty = true;
+  return j;
+}
+
+/**
+ * Validates one JSON value at `i` like {@link scanValue} (nested duplicate names allowed) and
+ * returns its end offset, or -1 (fall back). Whitespace inside it sets `dirty`.
+ */
+function skipValue(t: string, i: number, n: number): number {
+  let depth = 0;
+  // Container kinds by depth as bits (1 = object); deeper than 31 levels: full scanner.
+  let objBits = 0;
+  for (;;) {
+    if (i >= n) return -1;
+    const c = t.charCodeAt(i);
+    if (c === QUOTE) {
+      i = skipString(t, i, n, false);
+      if (i < 0) return -1;
+    } else if (c === 0x7b || c === 0x5b) {
+      i = skipWsDirty(t, i + 1, n);
+      const close = c === 0x7b ? 0x7d : 0x5d;
+      if (t.charCodeAt(i) === close) {
+        i++;
+      } else {
+        if (depth === 31) return -1;
+        objBits = c === 0x7b ? objBits | (1 << depth) : objBits & ~(1 << depth);
+        depth++;
+        if (c === 0x7b) {
+          i = skipMemberName(t, i, n);
+          if (i < 0) return -1;
+        }
+        continue;
+      }
+    } else if (c === 0x74) {
+      if (!t.startsWith("true", i)) return -1;
+      i += 4;
+    } else if (c === 0x66) {
+      if (!t.startsWith("false", i)) return -1;
+      i += 5;
+    } else if (c === 0x6e) {
+      if (!t.startsWith("null", i)) return -1;
+      i += 4;
+    } else if (c === 0x2d || isDigit(c)) {
+      const e = scanNumber(t, i);
+      if (typeof e !== "number") return -1;
+      i = e;
+    } else return -1;
+    // After a complete value: close containers or move to the next element.
+    for (;;) {
+      if (depth === 0) return i;
+      const inObj = (objBits & (1 << (depth - 1))) !== 0;
+      i = skipWsDirty(t, i, n);
+      const d = t.charCodeAt(i);
+      if (d === 0x2c) {
+        i = skipWsDirty(t, i + 1, n);
+        if (inObj) {
+          i = skipMemberName(t, i, n);
+          if (i < 0) return -1;
+        }
+        break;
+      }
+      if ((d === 0x7d && inObj) || (d === 0x5d && !inObj)) {
+        depth--;
+        i++;
+        continue;
+      }
+      return -1;
+    }
+  }
+}
+
+/** A nested member name and its `:`; returns the value start or -1. */
+function skipMemberName(t: string, i: number, n: number): number {
+  if (t.charCodeAt(i) !== QUOTE) return -1;
+  const e = skipString(t, i, n, false);
+  if (e < 0) return -1;
+  const j = skipWsDirty(t, e, n);
+  if (t.charCodeAt(j) !== 0x3a) return -1;
+  return skipWsDirty(t, j + 1, n);
+}
+
+/** Which known top-level member the name at `[s, e)` (no escapes) is: bit index, or -1. */
+function knownMember(t: string, s: number, e: number): number {
+  switch (e - s) {
+    case 10:
+      return t.startsWith("event_type", s) ? 0 : -1;
+    case 8:
+      return t.startsWith("event_id", s) ? 1 : -1;
+    case 9:
+      return t.startsWith("issued_at", s) ? 2 : t.startsWith("signature", s) ? 4 : -1;
+    case 5:
+      return t.startsWith("nonce", s) ? 3 : -1;
+    case 7:
+      return t.startsWith("payload", s) ? 5 : -1;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * One-pass scan of an envelope text (see the section comment). Returns undefined whenever the
+ * full scanner must decide: the caller then runs {@link scanTopLevelObject}.
+ */
+export function scanEnvelopeFast(t: string): EnvelopeFastScan | undefined {
+  const n = t.length;
+  let i = skipWs(t, 0);
+  if (t.charCodeAt(i) !== 0x7b) return undefined;
+  const strings: (string | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
+  let seen = 0;
+  let others: Set<string> | undefined;
+  let payloadStart = -1;
+  let payloadEnd = -1;
+  let payloadCompact = true;
+  i = skipWs(t, i + 1);
+  if (t.charCodeAt(i) === 0x7d) return undefined; // empty object: missing fields, full scanner explains
+  for (;;) {
+    if (t.charCodeAt(i) !== QUOTE) return undefined;
+    const ke = skipString(t, i, n, true);
+    if (ke < 0) return undefined;
+    const m = knownMember(t, i + 1, ke - 1);
+    if (m >= 0) {
+      if ((seen & (1 << m)) !== 0) return undefined;
+      seen |= 1 << m;
+    } else {
+      const name = t.slice(i + 1, ke - 1);
+      others ??= new Set();
+      if (others.has(name)) return undefined;
+      others.add(name);
+    }
+    i = skipWs(t, ke);
+    if (t.charCodeAt(i) !== 0x3a) return undefined;
+    const vs = skipWs(t, i + 1);
+    let ve: number;
+    if (m >= 0 && m < 5) {
+      if (t.charCodeAt(vs) !== QUOTE) return undefined;
+      ve = skipString(t, vs, n, true);
+      if (ve < 0) return undefined;
+      strings[m] = t.slice(vs + 1, ve - 1);
+    } else {
+      dirty = false;
+      ve = skipValue(t, vs, n);
+      if (ve < 0) return undefined;
+      if (m === 5) {
+        payloadStart = vs;
+        payloadEnd = ve;
+        payloadCompact = !dirty;
+      }
+    }
+    i = skipWs(t, ve);
+    const d = t.charCodeAt(i);
+    if (d === 0x2c) {
+      i = skipWs(t, i + 1);
+      continue;
+    }
+    if (d === 0x7d) break;
+    return undefined;
+  }
+  if (skipWs(t, i + 1) !== n) return undefined;
+  if ((seen & PAYLOAD_BIT) === 0) payloadCompact = true;
+  return { strings, payloadStart, payloadEnd, payloadCompact };
+}

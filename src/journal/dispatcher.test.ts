@@ -383,3 +383,113 @@ describe("restart and stop", () => {
     expect(statusOf(r.db, 2)).toBe("pending");
   });
 });
+
+describe("queued outcomes ride on the next intake commit", () => {
+  /** Counts transactions opened through `db.transaction` from now on. */
+  function commits(r: ReturnType<typeof rig>): () => number {
+    let n = 0;
+    const orig = r.db.transaction.bind(r.db);
+    r.db.transaction = ((fn: (...a: never[]) => unknown) => {
+      const t = orig(fn);
+      const wrap = Object.assign((...a: never[]) => (n++, t(...a)), {
+        immediate: (...a: never[]) => (n++, t.immediate(...a)),
+        deferred: (...a: never[]) => (n++, t.deferred(...a)),
+        exclusive: (...a: never[]) => (n++, t.exclusive(...a)),
+      });
+      return wrap;
+    }) as typeof r.db.transaction;
+    return () => n;
+  }
+
+  test("fresh outcomes stay queued, are not dispatched twice, and commit with the next intake", async () => {
+    const r = rig();
+    const calls: number[] = [];
+    const a = r.send({ type: "x", id: "q1" }).seq;
+    const b = r.send({ type: "x", id: "q2" }).seq;
+    const count = commits(r);
+    const d = r.dispatcher({ x: async (_e, _p, ctx) => void calls.push(ctx.seq) });
+    d.start();
+    const atStart = count(); // start() recovers interrupted rows in a transaction of its own
+    await r.vt.settle(20); // the loop runs both rows and queries again (rows still read pending)
+    expect(calls).toEqual([a, b]);
+    expect([statusOf(r.db, a), statusOf(r.db, b)]).toEqual(["pending", "pending"]);
+    expect(count()).toBe(atStart);
+    const c = r.send({ type: "x", id: "q3" }).seq; // one transaction: row c + outcomes of a, b
+    expect(count()).toBe(atStart + 1);
+    expect(r.journal.row(a)).toMatchObject({ status: "done", attempts: 1 });
+    expect(r.journal.row(b)).toMatchObject({ status: "done", attempts: 1 });
+    d.kick();
+    await r.vt.settle(20);
+    expect(calls).toEqual([a, b, c]);
+    await d.idle(); // idle() commits what is queued
+    expect(statusOf(r.db, c)).toBe("done");
+    await d.stop();
+  });
+
+  test("without intake, queued outcomes are committed after 100 ms", async () => {
+    const r = rig();
+    const { seq } = r.send({ type: "x", id: "t1" });
+    const d = r.dispatcher({ x: async () => {} });
+    d.start();
+    await r.vt.settle(20);
+    expect(statusOf(r.db, seq)).toBe("pending");
+    await r.vt.advance(99);
+    expect(statusOf(r.db, seq)).toBe("pending");
+    await r.vt.advance(1);
+    expect(r.journal.row(seq)).toMatchObject({ status: "done", attempts: 1 });
+    await d.stop();
+  });
+
+  test("an intake that rolls back gives the carried outcomes back; they commit later", async () => {
+    const r = rig();
+    const { seq } = r.send({ type: "x", id: "rb1" });
+    let calls = 0;
+    const d = r.dispatcher({ x: async () => void calls++ });
+    d.start();
+    await r.vt.settle(20);
+    const data = signedData(r.signer.privateKey, { type: "x", id: "rb2", issuedMs: r.vt.now() });
+    r.db.exec("ALTER TABLE kv RENAME TO kv_gone");
+    expect(() => r.journal.intakeBatch([msg(data, "s-rb2")])).toThrow();
+    r.db.exec("ALTER TABLE kv_gone RENAME TO kv");
+    expect(statusOf(r.db, seq)).toBe("pending");
+    await d.idle();
+    expect(r.journal.row(seq)).toMatchObject({ status: "done", attempts: 1 });
+    expect(calls).toBe(1);
+    await d.stop();
+  });
+
+  test("a failure outcome queued behind the retry timer is still scheduled correctly", async () => {
+    const r = rig();
+    const { seq } = r.send({ type: "x", id: "f1" });
+    let calls = 0;
+    const d = r.dispatcher({
+      x: async () => {
+        if (++calls === 1) throw new HandlerError("busy", { retryable: true });
+      },
+    });
+    d.start();
+    await r.vt.settle(20);
+    expect(statusOf(r.db, seq)).toBe("pending"); // retry_wait queued, not yet committed
+    await r.vt.advance(100);
+    expect(statusOf(r.db, seq)).toBe("retry_wait");
+    await r.vt.advance(1_800); // backoff 2 s after the failed attempt
+    expect(calls).toBe(1);
+    await r.vt.advance(100);
+    expect(calls).toBe(2);
+    await d.idle();
+    expect(r.journal.row(seq)).toMatchObject({ status: "done", attempts: 2 });
+    await d.stop();
+  });
+
+  test("stop commits queued outcomes", async () => {
+    const r = rig();
+    const { seq } = r.send({ type: "x", id: "s1" });
+    const d = r.dispatcher({ x: async () => {} });
+    d.start();
+    await r.vt.settle(20);
+    expect(statusOf(r.db, seq)).toBe("pending");
+    await d.stop();
+    expect(statusOf(r.db, seq)).toBe("done");
+  });
+});
+

@@ -7,8 +7,12 @@
  * - **fresh** — a row this process journaled verified and never dispatched (handed over by
  *   {@link Journal.takeFresh}, envelope already parsed): no `processing` commit, no supersession
  *   query (a first attempt in strict seq order cannot have a later row of its key `done`), and
- *   the outcome (with `attempts` = 1) is committed together with the outcomes of the following
- *   rows — one transaction per batch. A crash before that commit leaves the rows `pending`.
+ *   the outcome (with `attempts` = 1) is queued: it rides on the next intake transaction
+ *   ({@link Journal.intakeBatch} runs queued writes inside its own commit), or is committed by
+ *   the dispatcher itself at the latest {@link MAX_UNCOMMITTED_MS} after it was queued, when
+ *   {@link MAX_UNCOMMITTED_ROWS} are queued, before any careful-path row, before `idle()`
+ *   resolves and at `stop()`. A crash before that commit leaves the rows `pending`: they are
+ *   re-dispatched at start (handlers are idempotent).
  * - **careful** — everything else (retries, DLQ retries, replay copies, rows found at start,
  *   side-effect types): supersession check, `processing` + attempt committed before the handler
  *   (crash-loop protection), outcome committed right after.
@@ -20,7 +24,7 @@ import type { Envelope } from "../events/envelope.ts";
 import type { Logger } from "../log/index.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { HandlerError } from "./errors.ts";
-import type { FreshIntake, Journal } from "./journal.ts";
+import type { FreshIntake, Journal, OutcomeQueue, OutcomeWrite } from "./journal.ts";
 import { getRow, isSuperseded, recordError, rowEnvelope, ts, type EventRow } from "./rows.ts";
 import { BRIDGE_EVENT_TYPES, parsePayload } from "./types.ts";
 
@@ -66,11 +70,14 @@ export interface PlanResult {
 
 // Longest idle wait: rows appended without a kick are still picked up within this time.
 const MAX_IDLE_WAIT_MS = 60_000;
-// Rows taken per query. Outcomes of fresh rows are committed once per batch…
+// Rows taken per query.
 const BATCH_ROWS = 64;
-// …or earlier once the oldest uncommitted outcome is this old (slow handlers), so status views
-// and the crash re-dispatch window stay short.
+// Queued outcomes of fresh rows are committed by the dispatcher at the latest once the oldest
+// is this old (no intake came to carry them), so status views and the crash re-dispatch window
+// stay short…
 const MAX_UNCOMMITTED_MS = 100;
+// …or once this many are queued (bounds the rows the pending query must skip).
+const MAX_UNCOMMITTED_ROWS = 512;
 
 /** Columns the batch query reads (not `raw`: fresh rows come parsed from the intake). */
 interface BatchRow {
@@ -100,7 +107,7 @@ function describe(err: unknown): string {
 }
 
 /** Runs handlers over journal rows; see the module comment. */
-export class Dispatcher {
+export class Dispatcher implements OutcomeQueue {
   readonly journal: Journal;
   readonly #handlers: Record<string, EventHandler>;
   readonly #mode: () => "node" | "bridge";
@@ -115,8 +122,8 @@ export class Dispatcher {
   #idleWaiters: (() => void)[] = [];
   #recovered = new Set<number>();
   readonly #changes = new Map<number, string[]>();
-  // Outcome writes not yet committed (run in one transaction by #flush).
-  #writes: (() => void)[] = [];
+  // Outcome writes not yet committed: run by the next intake transaction or by #flush.
+  #writes: OutcomeWrite[] = [];
   #oldestWriteAt = 0;
 
   constructor(deps: DispatcherDeps) {
@@ -154,6 +161,7 @@ export class Dispatcher {
     })();
     for (const r of interrupted) this.#recovered.add(r.seq);
     if (interrupted.length > 0) this.#log.info("journal: re-dispatching rows interrupted by a restart", { count: interrupted.length });
+    this.journal.attachOutcomes(this);
     this.#loop = this.#run();
   }
 
@@ -170,7 +178,24 @@ export class Dispatcher {
     const loop = this.#loop;
     if (loop !== undefined) await loop;
     this.#loop = undefined;
+    this.#flushSafely();
+    this.journal.detachOutcomes(this);
     for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /** @internal {@link OutcomeQueue} for {@link Journal.intakeBatch}. */
+  takeOutcomes(): OutcomeWrite[] {
+    const w = this.#writes;
+    if (w.length === 0) return w;
+    this.#writes = [];
+    return w;
+  }
+
+  /** @internal {@link OutcomeQueue}: the intake transaction that took `writes` rolled back. */
+  restoreOutcomes(writes: OutcomeWrite[]): void {
+    if (writes.length === 0) return;
+    if (this.#writes.length === 0) this.#oldestWriteAt = this.#now();
+    this.#writes = [...writes, ...this.#writes];
   }
 
   /** Resolves once no row is `pending`/`processing` or due for a retry (tests, replay). */
@@ -192,6 +217,10 @@ export class Dispatcher {
   async #run(): Promise<void> {
     while (!this.#stopping) {
       this.#kicked = false;
+      if (this.#writes.length > 0 && this.#queuedTooLong() && !this.#flushSafely()) {
+        await this.#wait(1_000);
+        continue;
+      }
       const now = this.#now();
       const rows = this.#nextRows(now);
       if (rows.length > 0) {
@@ -206,11 +235,20 @@ export class Dispatcher {
         }
         continue;
       }
-      if (!this.#kicked) for (const w of this.#idleWaiters.splice(0)) w();
+      if (!this.#kicked && this.#idleWaiters.length > 0) {
+        // Idle means committed: callers (tests, replay) read the rows next.
+        if (!this.#flushSafely()) {
+          await this.#wait(1_000);
+          continue;
+        }
+        for (const w of this.#idleWaiters.splice(0)) w();
+      }
       const next = this.#db
         .query("SELECT MIN(next_attempt_at) AS at FROM events WHERE status = 'retry_wait' AND verify = 'verified'")
         .get() as { at: string | null };
-      const dueIn = next.at === null ? MAX_IDLE_WAIT_MS : Math.min(MAX_IDLE_WAIT_MS, Math.max(0, Date.parse(next.at) - now));
+      let dueIn = next.at === null ? MAX_IDLE_WAIT_MS : Math.min(MAX_IDLE_WAIT_MS, Math.max(0, Date.parse(next.at) - now));
+      // Queued outcomes no intake carried: commit them when they reach MAX_UNCOMMITTED_MS.
+      if (this.#writes.length > 0) dueIn = Math.min(dueIn, Math.max(0, this.#oldestWriteAt + MAX_UNCOMMITTED_MS - this.#now()));
       if (this.#kicked || this.#stopping) continue;
       await this.#wait(dueIn);
     }
@@ -222,9 +260,16 @@ export class Dispatcher {
    */
   #nextRows(now: number): BatchRow[] {
     const cols = "seq, status, attempts, replay_of, event_type";
-    const pending = this.#db
-      .query(`SELECT ${cols} FROM events WHERE status = 'pending' AND verify = 'verified' ORDER BY seq LIMIT ${BATCH_ROWS}`)
-      .all() as BatchRow[];
+    // Rows whose outcome is queued but not committed still read `pending`: skip them.
+    const queued = this.#writes.length;
+    let pending = this.#db
+      .query(`SELECT ${cols} FROM events WHERE status = 'pending' AND verify = 'verified' ORDER BY seq LIMIT ?`)
+      .all(BATCH_ROWS + queued) as BatchRow[];
+    if (queued > 0) {
+      const skip = new Set<number>();
+      for (const w of this.#writes) skip.add(w.seq);
+      pending = pending.filter((r) => !skip.has(r.seq)).slice(0, BATCH_ROWS);
+    }
     const due = this.#db
       .query(
         `SELECT ${cols} FROM events WHERE status = 'retry_wait' AND verify = 'verified' AND next_attempt_at <= ? ORDER BY seq LIMIT ${BATCH_ROWS}`,
@@ -234,33 +279,36 @@ export class Dispatcher {
     return [...pending, ...due].sort((a, b) => a.seq - b.seq).slice(0, BATCH_ROWS);
   }
 
-  /** Processes rows in order; fresh outcomes are committed together (see module comment). */
+  /** Processes rows in order; fresh outcomes stay queued (see module comment). */
   async #batch(rows: BatchRow[]): Promise<void> {
-    try {
-      for (const r of rows) {
-        if (this.#stopping) break;
-        const fresh = r.status === "pending" && r.attempts === 0 && r.replay_of === null ? this.journal.takeFresh(r.seq) : { fresh: false as const };
-        if (fresh.fresh) {
-          await this.#processFresh(r, fresh.parsed);
-          if (this.#writes.length > 0 && performance.now() - this.#oldestWriteAt >= MAX_UNCOMMITTED_MS) this.#flush();
-          continue;
-        }
-        // Supersession looks at later rows' status: earlier outcomes must be visible first.
-        this.#flush();
-        const row = getRow(this.#db, r.seq);
-        if (row === undefined || (row.status !== "pending" && row.status !== "retry_wait")) continue;
-        await this.#process(row);
-        this.#flush();
+    for (const r of rows) {
+      if (this.#stopping) break;
+      const fresh = r.status === "pending" && r.attempts === 0 && r.replay_of === null ? this.journal.takeFresh(r.seq) : { fresh: false as const };
+      if (fresh.fresh) {
+        await this.#processFresh(r, fresh.parsed);
+        const n = this.#writes.length;
+        if (n >= MAX_UNCOMMITTED_ROWS || (n > 0 && this.#queuedTooLong())) this.#flush();
+        continue;
       }
-    } finally {
+      // Supersession looks at later rows' status: earlier outcomes must be visible first.
+      this.#flush();
+      const row = getRow(this.#db, r.seq);
+      if (row === undefined || (row.status !== "pending" && row.status !== "retry_wait")) continue;
+      await this.#process(row);
       this.#flush();
     }
   }
 
-  /** Queues an outcome write for the next {@link #flush}. */
-  #defer(write: () => void): void {
-    if (this.#writes.length === 0) this.#oldestWriteAt = performance.now();
-    this.#writes.push(write);
+  /** The oldest queued outcome reached MAX_UNCOMMITTED_MS (or the clock went backwards). */
+  #queuedTooLong(): boolean {
+    const age = this.#now() - this.#oldestWriteAt;
+    return age >= MAX_UNCOMMITTED_MS || age < 0;
+  }
+
+  /** Queues an outcome write of row `seq` for the next intake transaction or {@link #flush}. */
+  #defer(seq: number, run: () => void): void {
+    if (this.#writes.length === 0) this.#oldestWriteAt = this.#now();
+    this.#writes.push({ seq, run });
   }
 
   /** Commits queued outcome writes in one transaction (one fsync). */
@@ -269,8 +317,22 @@ export class Dispatcher {
     const writes = this.#writes;
     this.#writes = [];
     this.#db.transaction(() => {
-      for (const w of writes) w();
+      for (const w of writes) w.run();
     }).immediate();
+  }
+
+  /**
+   * {@link #flush} outside a batch. On a database error the queued outcomes are dropped (their
+   * rows are still `pending` in the journal and run again on the careful path); false then.
+   */
+  #flushSafely(): boolean {
+    try {
+      this.#flush();
+      return true;
+    } catch (err) {
+      this.#log.error("journal: committing dispatcher outcomes failed", { error: describe(err) });
+      return false;
+    }
   }
 
   async #wait(ms: number): Promise<void> {
@@ -286,9 +348,9 @@ export class Dispatcher {
   #finish(seq: number, status: "done" | "ignored" | "superseded", now: number, attempts?: number): void {
     const at = ts(now);
     if (attempts === undefined) {
-      this.#defer(() => this.#db.query("UPDATE events SET status = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?").run(status, at, seq));
+      this.#defer(seq, () => this.#db.query("UPDATE events SET status = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?").run(status, at, seq));
     } else {
-      this.#defer(() =>
+      this.#defer(seq, () =>
         this.#db
           .query("UPDATE events SET status = ?, attempts = ?, processed_at = ?, next_attempt_at = NULL WHERE seq = ?")
           .run(status, attempts, at, seq),
@@ -298,7 +360,7 @@ export class Dispatcher {
 
   #dead(row: Pick<EventRow, "seq" | "event_id" | "event_type">, attempt: number, error: string, now: number, countAttempt = false): void {
     const at = ts(now);
-    this.#defer(() => {
+    this.#defer(row.seq, () => {
       if (countAttempt) {
         this.#db
           .query("UPDATE events SET status = 'dead', attempts = ?, dead_at = ?, last_error = ?, next_attempt_at = NULL WHERE seq = ?")
@@ -410,7 +472,7 @@ export class Dispatcher {
     const maxAttempts = this.journal.options.maxRetries + 1;
     const kind = err instanceof HandlerError ? err.code : "uncaught";
     const error = `${kind} ${describe(err)}`;
-    this.#defer(() => recordError(this.#db, row.seq, attempt, now, error));
+    this.#defer(row.seq, () => recordError(this.#db, row.seq, attempt, now, error));
     // An uncaught exception gets exactly one more try; if the retry also throws one, it is a bug.
     const uncaughtAgain = kind === "uncaught" && attempt > 1 && (row.last_error?.startsWith("uncaught ") ?? false);
     if (kind === "permanent" || uncaughtAgain || attempt >= maxAttempts) {
@@ -423,7 +485,7 @@ export class Dispatcher {
       random: this.#random,
     });
     const at = ts(now + delay);
-    this.#defer(() => {
+    this.#defer(row.seq, () => {
       if (countAttempt) {
         this.#db
           .query("UPDATE events SET status = 'retry_wait', attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?")

@@ -65,9 +65,28 @@ export interface FreshIntake {
   payload: { ok: true; value: unknown } | { ok: false; error: string };
 }
 
+/**
+ * One queued dispatcher outcome write (row status after a handler ran). @internal between the
+ * dispatcher and {@link Journal.intakeBatch}, which runs queued writes inside its own
+ * transaction so they need no commit (no fsync) of their own.
+ */
+export interface OutcomeWrite {
+  readonly seq: number;
+  readonly run: () => void;
+}
+
+/** Where {@link Journal.intakeBatch} takes queued outcome writes from. @internal */
+export interface OutcomeQueue {
+  /** Removes and returns every queued write. */
+  takeOutcomes(): OutcomeWrite[];
+  /** Puts writes back at the front (the transaction that took them rolled back). */
+  restoreOutcomes(writes: OutcomeWrite[]): void;
+}
+
 // Parsed envelopes kept for the dispatcher; beyond this (intake far ahead of dispatch) rows are
 // still dispatched as fresh, their envelope is just parsed again from `raw`.
 const FRESH_CACHE_MAX = 4096;
+const NO_OUTCOMES: OutcomeWrite[] = [];
 
 /**
  * Nonce inserts of one intake transaction, applied to the real store only after the commit: a
@@ -151,6 +170,7 @@ export class Journal {
   // not cached). Only these take the dispatcher's fast path (see Dispatcher).
   readonly #fresh = new Map<number, FreshIntake | undefined>();
   #freshCached = 0;
+  #outcomes: OutcomeQueue | undefined;
   readonly #stats: JournalStats = { sse_rejected_total: {}, sse_duplicate_total: 0, sse_verified_total: 0 };
 
   constructor(deps: JournalDeps) {
@@ -199,7 +219,10 @@ export class Journal {
       now: () => now,
     };
     const out: { res: IntakeResult; verdict: VerifyResult; fresh?: FreshIntake; item: SseMessage | SseOversize }[] = [];
+    // Outcomes the dispatcher queued ride on this commit (docs/decisions.md "Journal").
+    const carried = this.#outcomes?.takeOutcomes() ?? NO_OUTCOMES;
     const tx = this.db.transaction((): void => {
+      for (const w of carried) w.run();
       const ins = this.db.query(
         `INSERT INTO events(sse_id, event_id, event_type, issued_at, nonce, signature, received_at, raw, verify, reject_reason,
            status, ordering_key, processed_at, node_id)
@@ -269,10 +292,25 @@ export class Journal {
       // Events without `id:` do not move it; an empty `id:` resets it (W3C), so nothing is sent.
       if (lastId !== null) kvSet(this.db, LAST_EVENT_ID_KEY, lastId === "" ? undefined : lastId);
     });
-    tx.immediate();
+    try {
+      tx.immediate();
+    } catch (err) {
+      if (carried.length > 0) this.#outcomes?.restoreOutcomes(carried);
+      throw err;
+    }
     staged.apply();
     for (const o of out) this.#afterCommit(o.res, o.verdict, o.item, o.fresh);
     return out.map((o) => o.res);
+  }
+
+  /** Lets the dispatcher's queued outcome writes ride on intake transactions. @internal */
+  attachOutcomes(queue: OutcomeQueue): void {
+    this.#outcomes = queue;
+  }
+
+  /** Undoes {@link attachOutcomes} (only for the queue attached). @internal */
+  detachOutcomes(queue: OutcomeQueue): void {
+    if (this.#outcomes === queue) this.#outcomes = undefined;
   }
 
   /** Counters, logs and the dispatcher hand-over of one committed intake row. */

@@ -27,7 +27,8 @@ import { readMeshCache } from "../mesh/cache.ts";
 import { MeshController } from "../mesh/controller.ts";
 import type { NatDiscovery, NatDiscoveryOptions } from "../nat/index.ts";
 import { nftTarget, systemFirewalld, type FirewallTarget, type FirewalldControl } from "../policy/index.ts";
-import { ensurePrivateDir, openDatabase } from "../store/index.ts";
+import { scanHooks, mergeHookBaselines, type HookScan } from "../hooks/index.ts";
+import { ensurePrivateDir, kvGet, kvSet, openDatabase } from "../store/index.ts";
 import { formatChecksum } from "../util/checksum.ts";
 import { VERSION } from "../version.ts";
 import { AuthMonitor } from "./auth.ts";
@@ -38,7 +39,8 @@ import { deregisterNode, type DeregisterFlags, type DeregisterResult, type Syste
 import { AgentFirewall } from "./firewall.ts";
 import { createHandlers } from "./handlers.ts";
 import { HeartbeatLoop } from "./heartbeat.ts";
-import { binaryViolationEntry, checkBinaryBaseline, outboxSender, type BaselineResult } from "./integrity.ts";
+import { ANNOUNCED_CAPABILITIES_KEY, buildCapabilities, CAPABILITIES_OUTBOX_KIND, capabilitiesHash } from "./capabilities.ts";
+import { binaryViolationEntry, checkBinaryBaseline, outboxSender, updateBaselines, type BaselineResult } from "./integrity.ts";
 import { createNatDiscovery, peerKeepaliveSec } from "./nat.ts";
 import { NodeContext } from "./node-context.ts";
 import { NodeStateStore } from "./node-state.ts";
@@ -82,8 +84,10 @@ export interface SupervisorOptions {
   readonly createKernel: (addon: NativeAddon | null, onRestart: () => void) => Promise<Kernel>;
   /** Executable to checksum (default `integrity.binary_path` or /proc/self/exe). */
   readonly binaryPath?: string;
-  /** Capability payload builder (the actions subsystem supplies the real one). */
+  /** Capability payload override [buildCapabilities over the binary checksum and the hook scan]. */
   readonly capabilities?: (binaryChecksum: string) => CapabilitiesPayload;
+  /** Required owner uid of hooks and their directories [0]; tests running unprivileged pass theirs. */
+  readonly hookOwnerUid?: number;
   readonly now?: () => number;
   /** Re-reads the configuration (same file, env and flags as at start) for SIGHUP. */
   readonly reloadConfig?: () => Promise<Config>;
@@ -97,11 +101,6 @@ export interface SupervisorOptions {
   readonly notify?: (state: string) => void;
   /** `systemctl` for `deregister --purge` [spawns systemctl when it exists]. */
   readonly systemctl?: SystemctlRunner | null;
-}
-
-/** Default capability payload until the actions subsystem provides its builder. */
-function minimalCapabilities(checksum: string): CapabilitiesPayload {
-  return { binary: { version: VERSION, checksum }, builtin_actions: [], hooks: [] };
 }
 
 const delay = (ms: number, signal?: AbortSignal) =>
@@ -146,6 +145,8 @@ export class Supervisor {
   nat: NatDiscovery | undefined;
   outbox: Outbox | undefined;
   binaryChecksum = "";
+  /** Result of the last hook scan (start, reload). */
+  hooks: HookScan | undefined;
   #config: Config;
   #integrityViolation: BaselineResult | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
@@ -294,7 +295,8 @@ export class Supervisor {
         this.log.warn("binary checksum failed", { error: (err as Error).message });
       }
     }
-    // 7. Hooks: the hooks subsystem scans them (not part of this build).
+    // 7. Hooks: scan and checksum the declared hooks; invalid ones are excluded and logged.
+    await this.#scanHooks();
     // 8. Identity.
     const loaded = loadIdentity(c.data_dir, this.log);
     if (loaded.registered) this.ctx.set(loaded.identity);
@@ -367,6 +369,76 @@ export class Supervisor {
     this.#connect();
   }
 
+  /**
+   * Scans the declared hooks (actions.md §8.2) and records the valid ones' checksums next to the
+   * binary baseline in checksums.json. A baseline write failure is logged; the scan still counts.
+   */
+  async #scanHooks(): Promise<HookScan> {
+    const c = this.config;
+    const scan = await scanHooks(c.hooks, { log: this.log.with({ subsystem: "hooks" }), ...(this.o.hookOwnerUid !== undefined ? { ownerUid: this.o.hookOwnerUid } : {}) });
+    this.hooks = scan;
+    if (scan.enabled) {
+      if (c.hooks.definitions.length > 0) this.log.info("hooks scanned", { valid: scan.valid.map((h) => h.name), invalid: scan.invalid.map((h) => h.name) });
+      try {
+        updateBaselines(c.data_dir, (b) => mergeHookBaselines(b, scan));
+      } catch (err) {
+        this.log.warn("hook baselines not stored", { error: (err as Error).message });
+      }
+    }
+    return scan;
+  }
+
+  /** The current CapabilitiesPayload (protocol.md §5): binary, 11 built-ins, valid hooks. */
+  capabilities(): CapabilitiesPayload {
+    if (this.o.capabilities) return this.o.capabilities(this.binaryChecksum);
+    return buildCapabilities({ binaryChecksum: this.binaryChecksum, hooks: this.hooks?.valid ?? [], profile: this.config.compat.profile });
+  }
+
+  /** Stores the payload the CP acknowledged (registration or 2xx PUT) as the announced one. */
+  #recordAnnounced(caps: CapabilitiesPayload | string | undefined): void {
+    if (caps === undefined || !this.db) return;
+    try {
+      kvSet(this.db, ANNOUNCED_CAPABILITIES_KEY, typeof caps === "string" ? caps : JSON.stringify(caps));
+    } catch (err) {
+      this.log.warn("announced capabilities not recorded", { error: (err as Error).message });
+    }
+  }
+
+  /**
+   * Queues `PUT …/capabilities` (durable outbox, newest replaces a pending older one) when the
+   * current payload differs from the announced one. Returns whether something was queued.
+   */
+  announceCapabilities(reason: string): boolean {
+    const outbox = this.outbox;
+    const db = this.db;
+    if (!outbox || !db || !this.ctx.registered) return false;
+    const body = JSON.stringify(this.capabilities());
+    let announced: string | undefined;
+    try {
+      announced = kvGet(db, ANNOUNCED_CAPABILITIES_KEY);
+    } catch {
+      announced = undefined;
+    }
+    // Equal to the announced payload: nothing to send — unless an older payload is still
+    // pending, which would otherwise overwrite the CP's (current) view when it is delivered.
+    if (announced === body && db.query("SELECT 1 FROM outbox WHERE kind = ? AND status = 'pending'").get(CAPABILITIES_OUTBOX_KIND) === null) return false;
+    try {
+      outbox.enqueue({
+        kind: CAPABILITIES_OUTBOX_KIND,
+        dedupKey: CAPABILITIES_OUTBOX_KIND,
+        method: "PUT",
+        path: `/v1/nodes/${encodeURIComponent(this.ctx.identity.nodeId)}/capabilities`,
+        body,
+      });
+      outbox.kick();
+      this.log.info("capabilities update queued", { reason, hash: capabilitiesHash(body), hooks: this.hooks?.valid.length ?? 0 });
+      return true;
+    } catch (err) {
+      this.log.error("capabilities update could not be queued", { error: (err as Error).message });
+      return false;
+    }
+  }
+
   #initNat(): void {
     const mesh = this.mesh!;
     this.nat = createNatDiscovery({
@@ -412,18 +484,20 @@ export class Supervisor {
     const extend = setInterval(() => this.#notify("EXTEND_TIMEOUT_USEC=60000000"), 30_000);
     this.#notify("EXTEND_TIMEOUT_USEC=60000000");
     this.#registering = (async () => {
+      let sent: CapabilitiesPayload | undefined;
       try {
         const reg = await waitAndRegister({
           config: this.config,
           env: this.o.env,
           ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
           api: this.api,
-          capabilities: () => (this.o.capabilities ?? minimalCapabilities)(this.binaryChecksum),
+          capabilities: () => (sent = this.capabilities()),
           mailbox: this.mailbox,
           signal: this.#stop.signal,
           log: this.log,
           ...(reuse ? { reusePrivateKey: reuse } : {}),
         });
+        this.#recordAnnounced(sent);
         this.ctx.set(reg.identity);
         this.cpMonitor.success();
         this.mesh!.commit({ peers: reg.peers, policies: [] });
@@ -612,7 +686,7 @@ export class Supervisor {
     this.outbox = new Outbox({
       db: this.db!,
       nodeId: () => this.ctx.identity.nodeId,
-      send: outboxSender(this.api, () => this.ctx.identity.nodeId),
+      send: outboxSender(this.api, () => this.ctx.identity.nodeId, { onCapabilitiesDelivered: (body) => this.#recordAnnounced(body) }),
       log: log.with({ subsystem: "outbox" }),
       now: this.now,
     });
@@ -625,6 +699,9 @@ export class Supervisor {
         log.error("integrity violation could not be queued", { error: (err as Error).message });
       }
     }
+    // §6.6 / actions.md §8.4: the startup checksums go out in the registration or, when the
+    // payload differs from the last one the CP acknowledged, in one capabilities PUT.
+    this.announceCapabilities("start");
     this.outbox.start();
     // §5.5 / §6: offline → online refreshes NAT (re-sends a pending report) and kicks the outbox.
     this.cpMonitor.onChange((now, prev) => {
@@ -713,18 +790,20 @@ export class Supervisor {
     const old = this.ctx.identity;
     if (token !== undefined) this.mailbox.put(token);
     let reg;
+    let sent: CapabilitiesPayload | undefined;
     try {
       reg = await waitAndRegister({
         config: { ...this.config, registration: { ...this.config.registration, token_wait: 0 } },
         env: this.o.env,
         ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
         api: this.api,
-        capabilities: () => (this.o.capabilities ?? minimalCapabilities)(this.binaryChecksum),
+        capabilities: () => (sent = this.capabilities()),
         mailbox: this.mailbox,
         signal: this.#stop.signal,
         log: this.log,
         reusePrivateKey: old.privateKey,
       });
+      this.#recordAnnounced(sent);
     } catch (err) {
       if (err instanceof TokenError && err.code === "no_token") {
         this.log.warn("unauthorized and no bootstrap token available — run `plexd join`");
@@ -777,6 +856,11 @@ export class Supervisor {
           void this.nat!.trigger("reload");
         }
       }
+    }
+    if (has("hooks")) {
+      // hooks.enabled / hooks.definitions are R (re-validated on reload): rescan, announce.
+      await this.#scanHooks();
+      if (this.phase === "connected" && c.hooks.auto_announce) this.announceCapabilities("reload");
     }
     if (has("policy.default") || has("policy.log_denied")) {
       await this.firewall?.reload().catch((err) => this.log.error("firewall reload failed", { error: (err as Error).message }));

@@ -4,7 +4,8 @@
  * a fake CP on loopback.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildConfig, type Config } from "../config/index.ts";
@@ -37,13 +38,15 @@ let cp: {
   endpoints: any[];
   drift: any[];
   violations: any[];
+  registrations: any[];
+  capabilities: any[];
   policies: Policy[];
   peerEndpoints: Array<{ peer_id: string; endpoint: string }>;
 };
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "plexd-wiring-"));
-  cp = { calls: [], heartbeats: [], endpoints: [], drift: [], violations: [], policies: [], peerEndpoints: [] };
+  cp = { calls: [], heartbeats: [], endpoints: [], drift: [], violations: [], registrations: [], capabilities: [], policies: [], peerEndpoints: [] };
   server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -51,7 +54,20 @@ beforeEach(() => {
     fetch: async (req) => {
       const path = new URL(req.url).pathname;
       cp.calls.push(`${req.method} ${path}`);
-      const body = req.method === "GET" ? undefined : await req.json().catch(() => undefined);
+      // Bodies over 1 KiB arrive gzip-compressed (protocol.md §1).
+      const raw = req.method === "GET" ? undefined : new Uint8Array(await req.arrayBuffer());
+      const text = raw && (req.headers.get("content-encoding") === "gzip" ? Bun.gunzipSync(raw) : raw);
+      let body: any;
+      try {
+        body = text && text.length > 0 ? JSON.parse(new TextDecoder().decode(text)) : undefined;
+      } catch {
+        body = undefined;
+      }
+      if (path === "/v1/register") cp.registrations.push(body);
+      if (path.endsWith("/capabilities") && req.method === "PUT") {
+        cp.capabilities.push(body);
+        return Response.json({});
+      }
       if (path === "/v1/register")
         return Response.json({ node_id: "n_self", mesh_ip: "10.100.0.1", signing_public_key: SIGN, node_secret_key: "nsk-1", peers: [peer] }, { status: 201 });
       if (path.endsWith("/heartbeat")) {
@@ -293,8 +309,107 @@ describe("supervisor wiring", () => {
     await until("violation at the CP", () => cp.violations.length > 0);
     expect(cp.violations[0]).toMatchObject({ type: "binary", path: binary, expected_checksum: expect.stringMatching(/^sha256:/), actual_checksum: expect.stringMatching(/^sha256:/) });
     expect(cp.violations[0].expected_checksum).not.toBe(cp.violations[0].actual_checksum);
-    const row = s.sup.db!.query("SELECT kind, status FROM outbox").all();
-    expect(row).toEqual([{ kind: "integrity_violation", status: "delivered" }]);
+    // The CP has the body before the outbox records the answer: wait for the row's status.
+    const rows = () => s.sup.db!.query("SELECT kind, status FROM outbox WHERE kind = 'integrity_violation'").all();
+    await until("violation row delivered", () => rows().some((r: any) => r.status === "delivered"));
+    expect(rows()).toEqual([{ kind: "integrity_violation", status: "delivered" }]);
+    // The binary changed, so the capabilities payload did too: announced once more (§6.6).
+    await until("capabilities PUT", () => cp.capabilities.length > 0);
+    expect(cp.capabilities[0].binary.checksum).toBe(`sha256:${createHash("sha256").update("plexd TAMPERED").digest("hex")}`);
+    s.sup.requestStop();
+    expect(await s.done).toBe(0);
+  }, 20_000);
+
+  test("hooks: scanned at start, registration carries them, baselines in checksums.json; a changed hook is announced once by PUT capabilities", async () => {
+    const hooksDir = join(dir, "hooks.d");
+    mkdirSync(hooksDir, { mode: 0o755 });
+    chmodSync(hooksDir, 0o755);
+    const hookFile = join(hooksDir, "backup.sh");
+    writeFileSync(hookFile, "#!/bin/sh\necho v1\n");
+    chmodSync(hookFile, 0o755);
+    writeFileSync(join(hooksDir, "loose.sh"), "#!/bin/sh\n");
+    chmodSync(join(hooksDir, "loose.sh"), 0o777);
+    const hooksLine = `hooks: {dir: ${hooksDir}, definitions: [{name: backup, path: backup.sh, timeout: 45s, parameters: [{name: target, type: string, required: true}]}, {name: loose, path: loose.sh}]}`;
+    const sha = (body: string) => createHash("sha256").update(body).digest("hex");
+    const over = { hookOwnerUid: process.getuid!() };
+
+    const first = start(config([hooksLine]), over);
+    await until("connected", () => first.sup.phase === "connected" && cp.heartbeats.length > 0);
+    expect(cp.registrations).toHaveLength(1);
+    const caps = cp.registrations[0].capabilities;
+    expect(caps.builtin_actions).toHaveLength(11);
+    expect(caps.binary.checksum).toBe(`sha256:${sha("plexd v1")}`);
+    expect(caps.hooks).toEqual([
+      {
+        name: "backup",
+        description: "",
+        source: "script",
+        checksum: `sha256:${sha("#!/bin/sh\necho v1\n")}`,
+        parameters: [{ name: "target", type: "string", required: true, description: "" }],
+        timeout: "45s",
+        sandbox: "namespaced",
+      },
+    ]);
+    expect(first.lines.some((l) => l.includes("hook excluded") && l.includes("hook=loose") && l.includes("code=writable"))).toBe(true);
+    // One file for every baseline: the binary and the valid hook.
+    const baselines = JSON.parse(readFileSync(join(dir, "data/checksums.json"), "utf8"));
+    expect(baselines).toEqual({ [join(dir, "binary")]: sha("plexd v1"), [hookFile]: sha("#!/bin/sh\necho v1\n") });
+    expect(statSync(join(dir, "data/checksums.json")).mode & 0o777).toBe(0o600);
+    first.sup.requestStop();
+    expect(await first.done).toBe(0);
+    // Registration announced the payload: nothing more to PUT.
+    expect(cp.capabilities).toEqual([]);
+
+    // The hook changes while the agent is down: the next start announces the new checksum.
+    writeFileSync(hookFile, "#!/bin/sh\necho v2\n");
+    const second = start(config([hooksLine]), over);
+    await until("capabilities PUT", () => cp.capabilities.length > 0);
+    expect(cp.capabilities[0].hooks.map((h: any) => h.checksum)).toEqual([`sha256:${sha("#!/bin/sh\necho v2\n")}`]);
+    await until("delivered", () => second.sup.db!.query("SELECT status FROM outbox WHERE kind = 'capabilities'").all().some((r: any) => r.status === "delivered"));
+    expect(JSON.parse(readFileSync(join(dir, "data/checksums.json"), "utf8"))[hookFile]).toBe(sha("#!/bin/sh\necho v2\n"));
+    second.sup.requestStop();
+    expect(await second.done).toBe(0);
+
+    // Unchanged since the acknowledged PUT: no further announcement.
+    const third = start(config([hooksLine]), over);
+    await until("connected", () => third.sup.phase === "connected" && cp.heartbeats.length > 2);
+    await Bun.sleep(100);
+    expect(cp.capabilities).toHaveLength(1);
+    expect(cp.registrations).toHaveLength(1);
+    third.sup.requestStop();
+    expect(await third.done).toBe(0);
+  }, 30_000);
+
+  test("reload that adds a hook definition rescans and announces it (hooks.definitions is R)", async () => {
+    const hooksDir = join(dir, "hooks.d");
+    mkdirSync(hooksDir, { mode: 0o755 });
+    chmodSync(hooksDir, 0o755);
+    writeFileSync(join(hooksDir, "h.sh"), "#!/bin/sh\n");
+    chmodSync(join(hooksDir, "h.sh"), 0o755);
+    const s = start(config([`hooks: {dir: ${hooksDir}}`]), { hookOwnerUid: process.getuid!() });
+    await until("connected", () => s.sup.phase === "connected");
+    expect(cp.registrations[0].capabilities.hooks).toEqual([]);
+    const next = config([`hooks: {dir: ${hooksDir}, definitions: [{name: h, path: h.sh}]}`]);
+    Object.assign(s.sup.o, { reloadConfig: async () => next });
+    const plan = await s.sup.reload();
+    expect(plan.applied).toContain("hooks.definitions");
+    await until("capabilities PUT", () => cp.capabilities.length > 0);
+    expect(cp.capabilities[0].hooks.map((h: any) => h.name)).toEqual(["h"]);
+    s.sup.requestStop();
+    expect(await s.done).toBe(0);
+  }, 20_000);
+
+  test("legacy profile: the registration's capabilities use bare checksums and source local", async () => {
+    const hooksDir = join(dir, "hooks.d");
+    mkdirSync(hooksDir, { mode: 0o755 });
+    chmodSync(hooksDir, 0o755);
+    writeFileSync(join(hooksDir, "h.sh"), "#!/bin/sh\n");
+    chmodSync(join(hooksDir, "h.sh"), 0o700);
+    const s = start(config([`hooks: {dir: ${hooksDir}, definitions: [{name: h, path: h.sh}]}`, "compat: {profile: legacy}"]), { hookOwnerUid: process.getuid!() });
+    await until("registered", () => cp.registrations.length > 0 && s.sup.phase === "connected");
+    const caps = cp.registrations[0].capabilities;
+    expect(caps.binary.checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(caps.hooks).toEqual([expect.objectContaining({ name: "h", source: "local", checksum: expect.stringMatching(/^[0-9a-f]{64}$/), timeout: "30s" })]);
     s.sup.requestStop();
     expect(await s.done).toBe(0);
   }, 20_000);

@@ -2,7 +2,7 @@
  * SHA-256 of files, streamed in 1 MiB reads (never one 110 MB buffer for the agent's own binary).
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 
 const CHUNK = 1 << 20;
 
@@ -25,17 +25,28 @@ export function sha256FileSync(path: string): string {
 
 /** Asynchronous variant for periodic checks: reads off the JS thread, one chunk at a time. */
 export async function sha256File(path: string): Promise<string> {
-  const hasher = new Bun.CryptoHasher("sha256");
-  const buf = Buffer.allocUnsafe(CHUNK);
   const fh = await open(path, "r");
   try {
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
-      if (bytesRead <= 0) break;
-      hasher.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
-    }
+    return await sha256FileHandle(fh);
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Hashes an already opened file from offset 0 (the hook checks of actions.md §8.2 hash the very
+ * descriptor they fstat'ed, so the file cannot be swapped between check and hash). The caller
+ * closes the handle.
+ */
+export async function sha256FileHandle(fh: FileHandle): Promise<string> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let pos = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
+    if (bytesRead <= 0) break;
+    pos += bytesRead;
+    hasher.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
   }
   return hasher.digest("hex");
 }

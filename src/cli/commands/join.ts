@@ -14,8 +14,9 @@ import { loadIdentity, register, resolveToken, RegistrationError, TokenError, ty
 import { createLogger } from "../../log/index.ts";
 import { writePeersCache } from "../../mesh/cache.ts";
 import { ensurePrivateDir } from "../../store/index.ts";
-import { sha256FileSync, formatChecksum } from "../../util/checksum.ts";
-import { VERSION } from "../../version.ts";
+import { sha256FileSync } from "../../util/checksum.ts";
+import { buildCapabilities } from "../../agent/capabilities.ts";
+import { scanHooks } from "../../hooks/index.ts";
 import { CommandFailure, loadAgentConfig, printData, printError, socketPath } from "./agent-common.ts";
 import { promptHidden, readStdin, stdinIsTty } from "./prompt.ts";
 
@@ -73,11 +74,17 @@ export const joinCommand: Command = {
     const existing = loadIdentity(config.data_dir, log);
     if (existing.registered) return printError(ctx, "already_registered", `already registered as ${existing.identity.nodeId}`, EXIT.failure);
     let checksum = "";
-    try {
-      checksum = formatChecksum(sha256FileSync("/proc/self/exe"), config.compat.profile);
-    } catch {
-      /* informational */
+    if (config.integrity.enabled) {
+      try {
+        checksum = sha256FileSync(config.integrity.binary_path || "/proc/self/exe");
+      } catch {
+        /* informational */
+      }
     }
+    // Same payload as the daemon's registration (lifecycle.md §2 steps 6–7): the daemon records
+    // the baselines at its next start; join only announces.
+    const hooks = await scanHooks(config.hooks, { log });
+    const capabilities = buildCapabilities({ binaryChecksum: checksum, hooks: hooks.valid, profile: config.compat.profile });
     const api = new CpApi({
       http: new HttpClient({ baseUrl: config.api.url, caFile: config.api.ca_file || undefined, tlsInsecureSkipVerify: config.api.tls_insecure_skip_verify, requestTimeoutMs: config.api.request_timeout }),
       logger: log,
@@ -87,7 +94,7 @@ export const joinCommand: Command = {
         dataDir: config.data_dir,
         api,
         token,
-        capabilities: { binary: { version: VERSION, checksum }, builtin_actions: [], hooks: [] },
+        capabilities,
         hostname: config.hostname,
         metadata: config.metadata,
         natFallback: config.nat_traversal.fallback,

@@ -118,7 +118,7 @@ describe("NatDiscovery", () => {
     expect(w.transports[0]?.closed).toBe(true);
     const s = nat.state();
     expect(s).toMatchObject({ natType: "full_cone", mode: "raw", reportPending: false, appliedEndpoints: { n2: "198.51.100.12:51820" } });
-    expect(s.lastPlan).toEqual({ updated: ["n2"], kept: [], unchanged: [], unknown: ["n9"], invalid: [] });
+    expect(s.lastPlan).toEqual({ updated: ["n2"], kept: [], unchanged: [], unknown: ["n9"], invalid: [], punched: [] });
     expect(nat.heartbeatNat()).toEqual({ public_endpoint: "198.51.100.11:51820", type: "full_cone" });
     expect(nat.indicator().status).toBe("healthy");
     expect(statSync(cache).mode & 0o777).toBe(0o600);
@@ -161,6 +161,30 @@ describe("NatDiscovery", () => {
     await nat.discover();
     expect(nat.state().lastPlan?.kept).toEqual(["n2"]);
     expect(w.writes).toHaveLength(2);
+  });
+
+  test("own mapping rebound: peers whose endpoint is already right are written again (hole punch); not otherwise", async () => {
+    const { nat, w } = setup();
+    w.peers = [
+      { peerId: "n2", publicKey: "K2", endpoint: "198.51.100.12:51820", lastHandshakeMs: w.clock.t - 3000 },
+      { peerId: "n3", publicKey: "K3", endpoint: "192.168.1.7:51820", lastHandshakeMs: w.clock.t - 3000 }, // roamed
+      { peerId: "n4", publicKey: "K4", endpoint: null, lastHandshakeMs: null },
+    ];
+    w.cpAnswer = [
+      { peer_id: "n2", endpoint: "198.51.100.12:51820" },
+      { peer_id: "n3", endpoint: "198.51.100.13:51820" },
+    ];
+    await nat.discover(); // first result: nothing to punch
+    await nat.discover(); // same mapping: nothing to punch
+    expect(w.writes).toEqual([]);
+    w.mapping = ["198.51.100.11", 24694]; // conntrack flushed on our NAT: new port
+    expect(await nat.discover()).toMatchObject({ ok: true, changed: true, publicEndpoint: "198.51.100.11:24694" });
+    // n2 rewritten with its own endpoint; the roamed n3 and endpoint-less n4 left alone.
+    expect(w.writes).toEqual([{ peerId: "n2", endpoint: "198.51.100.12:51820" }]);
+    expect(nat.state().lastPlan).toMatchObject({ updated: [], punched: ["n2"], kept: ["n3"], unchanged: ["n2"] });
+    expect(nat.state().appliedEndpoints).toEqual({ n2: "198.51.100.12:51820" });
+    await nat.discover();
+    expect(w.writes).toHaveLength(1);
   });
 
   test("refresh every interval ±10 % (jittered), re-armed after each cycle; stop disarms", async () => {

@@ -102,7 +102,8 @@ export interface NatState {
   lastReportError: string | null;
   /** Endpoints this service wrote, by peer id (input of the §5.4 rule). */
   appliedEndpoints: Record<string, string>;
-  lastPlan: Omit<EndpointPlan, "updates"> & { updated: string[] } | null;
+  /** `punched`: unchanged peers re-written after our own mapping changed (see apply()). */
+  lastPlan: (Omit<EndpointPlan, "updates"> & { updated: string[]; punched: string[] }) | null;
   nextRefreshAt: number | null;
   /** The result shown was restored from cache/nat.json and not re-discovered yet. */
   fromCache: boolean;
@@ -308,6 +309,8 @@ export class NatDiscovery {
     if (!c.ok) return this.failed(`${c.reason} (${c.failures.map((f) => `${f.server}: ${f.reason}`).join("; ")})`);
 
     const changed = c.publicEndpoint !== this.st.publicEndpoint || c.natType !== this.st.natType;
+    // Our mapping moved (NAT rebinding, or a new one since the cached result): see apply().
+    const rebound = this.st.publicEndpoint !== null && c.publicEndpoint !== this.st.publicEndpoint;
     Object.assign(this.st, {
       natType: c.natType,
       publicEndpoint: c.publicEndpoint,
@@ -325,7 +328,7 @@ export class NatDiscovery {
       changed,
     });
     this.persist();
-    const reported = await this.report(c.publicEndpoint, c.natType);
+    const reported = await this.report(c.publicEndpoint, c.natType, rebound);
     return { ok: true, natType: c.natType, publicEndpoint: c.publicEndpoint, changed, reported };
   }
 
@@ -337,7 +340,7 @@ export class NatDiscovery {
   }
 
   /** PUT /endpoint (also when unchanged, §5.4), then apply the returned peer endpoints. */
-  private async report(publicEndpoint: string, natType: NatType): Promise<boolean> {
+  private async report(publicEndpoint: string, natType: NatType, rebound: boolean): Promise<boolean> {
     let returned;
     try {
       returned = await this.o.reportEndpoint(publicEndpoint, natType);
@@ -350,11 +353,19 @@ export class NatDiscovery {
     this.st.reportPending = false;
     this.st.lastReportError = null;
     this.st.reportedAt = this.clock.now();
-    await this.apply(returned);
+    await this.apply(returned, rebound);
     return true;
   }
 
-  private async apply(returned: Array<{ peer_id: string; endpoint: string }>): Promise<void> {
+  /**
+   * `rebound`: our own mapping just changed. Peers still send to the old one (dead), and a NAT
+   * with address/port-dependent filtering drops their packets to the new one until we have sent
+   * to them from it. So the peers whose endpoint is already right ("unchanged") are written
+   * again with that same endpoint: the write re-arms keepalive, and WireGuard sends to each of
+   * them at once from the new mapping (hole punch) instead of after up to `keepalive` seconds.
+   * Recording it as written is exact (kernel and CP agree); roamed peers are not touched.
+   */
+  private async apply(returned: Array<{ peer_id: string; endpoint: string }>, rebound = false): Promise<void> {
     let peers: PeerView[];
     try {
       peers = await this.o.peers();
@@ -364,11 +375,21 @@ export class NatDiscovery {
     }
     const plan = planPeerEndpoints(returned, peers, new Map(Object.entries(this.st.appliedEndpoints)), this.clock.now());
     const updated: string[] = [];
-    for (const u of plan.updates) {
+    const punched: string[] = [];
+    const writes = [...plan.updates];
+    if (rebound) {
+      const byId = new Map(peers.map((p) => [p.peerId, p]));
+      for (const id of plan.unchanged) {
+        const p = byId.get(id);
+        if (p?.endpoint) writes.push({ peerId: id, publicKey: p.publicKey, endpoint: p.endpoint });
+      }
+    }
+    const punch = new Set(writes.slice(plan.updates.length).map((u) => u.peerId));
+    for (const u of writes) {
       try {
         await this.o.setPeerEndpoint(u);
         this.st.appliedEndpoints[u.peerId] = u.endpoint;
-        updated.push(u.peerId);
+        (punch.has(u.peerId) ? punched : updated).push(u.peerId);
       } catch (err) {
         this.log("warn", "setting peer endpoint failed", { peer_id: u.peerId, endpoint: u.endpoint, error: (err as Error).message });
       }
@@ -376,8 +397,10 @@ export class NatDiscovery {
     // Forget peers that are gone so the map cannot grow without bound.
     const known = new Set(peers.map((p) => p.peerId));
     for (const id of Object.keys(this.st.appliedEndpoints)) if (!known.has(id)) delete this.st.appliedEndpoints[id];
-    this.st.lastPlan = { updated, kept: plan.kept, unchanged: plan.unchanged, unknown: plan.unknown, invalid: plan.invalid };
-    if (updated.length || plan.kept.length) this.log("info", "peer endpoints from STUN exchange", { updated, kept_roamed: plan.kept, ignored_unknown: plan.unknown });
+    this.st.lastPlan = { updated, kept: plan.kept, unchanged: plan.unchanged, unknown: plan.unknown, invalid: plan.invalid, punched };
+    if (updated.length || plan.kept.length || punched.length) {
+      this.log("info", "peer endpoints from STUN exchange", { updated, kept_roamed: plan.kept, ignored_unknown: plan.unknown, punched });
+    }
     this.persist();
   }
 

@@ -583,6 +583,12 @@ export class MeshController {
       if (fields.length > 0) {
         sections.push(upd);
         corrections.push({ type: "peer_updated", detail: `peer ${next!.id}: ${fields.join(",")}` });
+        // A new endpoint: keepalive 0 then N in the same write makes WireGuard send to it at once
+        // (hole punch through the peer's NAT), as the NAT refresh's own endpoint writes do.
+        if (upd.endpoint !== undefined && want.keepalive > 0) {
+          upd.persistentKeepalive = 0;
+          sections.push({ publicKey: want.publicKey, updateOnly: true, persistentKeepalive: want.keepalive });
+        }
       }
     }
 

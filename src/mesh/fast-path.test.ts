@@ -162,6 +162,25 @@ describe("mesh fast path", () => {
     expect(await mesh.setPeerEndpointFromEvent("n_ghost", "192.0.2.1:1")).toEqual({ corrections: [], errors: [] });
   });
 
+  test("a new endpoint is written with keepalive 0 then N in one write (sends to it at once)", async () => {
+    const a = mesh.peer("n_a")!;
+    const writes: unknown[][] = [];
+    const orig = kernel.applyPeers.bind(kernel);
+    kernel.applyPeers = async (ifname, sections) => {
+      writes.push([...sections]);
+      return orig(ifname, sections);
+    };
+    await mesh.setPeerEndpointFromEvent("n_a", "192.0.2.99:51820");
+    expect(writes).toEqual([
+      [
+        { publicKey: a.public_key, updateOnly: true, endpoint: "192.0.2.99:51820", persistentKeepalive: 0 },
+        { publicKey: a.public_key, updateOnly: true, persistentKeepalive: 25 },
+      ],
+    ]);
+    const dev = (await kernel.readDevice("plexdt0"))!.peers.find((p) => p.publicKey === a.public_key)!;
+    expect([dev.endpoint, dev.persistentKeepalive]).toEqual(["192.0.2.99:51820", 25]);
+  });
+
   test("firewall: called only when a rule names the changed peer", async () => {
     const fw: MeshFirewall = {
       apply: async (input) => {

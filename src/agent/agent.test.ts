@@ -98,7 +98,7 @@ describe("event handlers", () => {
     expect(r).toContain("peer_added peer n_a");
     let dev = await kernel.readDevice("plexdt0");
     expect(dev!.peers.find((x) => x.publicKey === rotated.public_key)?.endpoint).toBe("192.0.2.9:51820");
-    expect(await run(h, "peer_endpoint_changed", { peer_id: "n_b", endpoint: "192.0.2.7:1234" })).toEqual(["peer_updated peer n_b: endpoint"]);
+    expect(await run(h, "peer_endpoint_changed", { peer_id: "n_b", endpoint: "192.0.2.7:1234" })).toEqual(["peer_updated peer n_b: endpoint,keepalive"]); // keepalive turns on with the first endpoint
     expect(await run(h, "peer_endpoint_changed", { peer_id: "n_ghost", endpoint: "192.0.2.7:1234" })).toEqual([]);
     expect(await run(h, "peer_removed", { peer_id: "n_b" }, true)).toEqual(["peer_removed peer n_b"]);
     expect(await run(h, "peer_removed", { peer_id: "n_b" })).toEqual(["peer_removed peer n_b"]);

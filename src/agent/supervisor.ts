@@ -24,7 +24,7 @@ import type { NativeAddon } from "../kernel/addon-api.ts";
 import type { Kernel } from "../kernel/types.ts";
 import type { Logger } from "../log/index.ts";
 import { readMeshCache } from "../mesh/cache.ts";
-import { MeshController } from "../mesh/controller.ts";
+import { HANDSHAKE_DEFER_MS, MeshController } from "../mesh/controller.ts";
 import type { NatDiscovery, NatDiscoveryOptions } from "../nat/index.ts";
 import { nftTarget, systemFirewalld, type FirewallTarget, type FirewalldControl } from "../policy/index.ts";
 import { scanHooks, mergeHookBaselines, type HookScan } from "../hooks/index.ts";
@@ -321,6 +321,7 @@ export class Supervisor {
     this.mesh = new MeshController({
       kernel: this.kernel,
       dataDir: c.data_dir,
+      handshakeDeferMs: HANDSHAKE_DEFER_MS,
       logger: this.log.with({ subsystem: "mesh" }),
       firewall: this.firewall,
       settings: () => {

@@ -89,6 +89,8 @@ export interface MeshControllerOptions {
   readonly firewall?: MeshFirewall;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** Handshake tie-break delay (HANDSHAKE_DEFER_MS in the agent); 0 or absent = off. */
+  readonly handshakeDeferMs?: number;
 }
 
 /** A peer as shown by `plexd peers`. */
@@ -114,6 +116,15 @@ interface AppliedPeer {
 function basisOf(s: MeshSettings, self: MeshSelf): string {
   return JSON.stringify([s.ifname, s.listenPort, s.mtu, s.keepaliveSec, s.policyDefault, s.policyEnabled, self.nodeId, self.meshIp, self.privateKey]);
 }
+
+/**
+ * Handshake tie-break: two nodes that add each other at the same moment (one policy event,
+ * agents started together) would both initiate on the keepalive that turning it on sends;
+ * crossing initiations make wireguard-go drop both and wait its 5 s retry. The node with the
+ * greater public key adds a NEW peer with keepalive off and turns it on this much later, so
+ * the other side's handshake normally completes first (docs/decisions.md "Mesh apply").
+ */
+export const HANDSHAKE_DEFER_MS = 300;
 
 const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
 
@@ -200,8 +211,37 @@ export class MeshController {
 
   /** Stop: flushes the peers cache. The kernel stays as it is. */
   async close(): Promise<void> {
+    this.#cancelDeferred();
     await this.#serial(async () => undefined);
     await this.#cache.flush();
+  }
+
+  #deferred = new Map<string, ReturnType<typeof setTimeout>>();
+
+  /** True when this node is the one that waits (see HANDSHAKE_DEFER_MS). */
+  #defers(peerKey: string, keepalive: number): boolean {
+    return (this.#o.handshakeDeferMs ?? 0) > 0 && keepalive > 0 && this.#o.self().publicKey > peerKey;
+  }
+
+  /** Turns the keepalive of a peer added with it off on after HANDSHAKE_DEFER_MS. */
+  #deferKeepalive(publicKey: string, keepalive: number): void {
+    clearTimeout(this.#deferred.get(publicKey));
+    const t = setTimeout(() => {
+      this.#deferred.delete(publicKey);
+      void this.#serial(async () => {
+        const a = this.#applied.get(publicKey);
+        if (a ? a.peer.keepalive !== 0 : !this.#idByKey.has(publicKey)) return; // turned on meanwhile, or gone
+        await this.#o.kernel.updatePeers(this.#o.settings().ifname, [{ publicKey, persistentKeepalive: keepalive }]);
+        if (a) this.#applied.set(publicKey, { ...a, peer: { ...a.peer, keepalive } });
+      }).catch((err) => this.#log.warn("deferred keepalive failed; reconcile will set it", { error: (err as Error).message }));
+    }, this.#o.handshakeDeferMs);
+    t.unref?.();
+    this.#deferred.set(publicKey, t);
+  }
+
+  #cancelDeferred(): void {
+    for (const t of this.#deferred.values()) clearTimeout(t);
+    this.#deferred.clear();
   }
 
   #setPeers(peers: readonly Peer[]): void {
@@ -342,7 +382,21 @@ export class MeshController {
     const k = this.#o.kernel;
     const settings = this.#o.settings();
     const me = this.#o.self();
-    const d = computeDesired(settings, me, this.peers, this.#policies);
+    const wanted = computeDesired(settings, me, this.peers, this.#policies);
+    // Peers new to this device that we wait for (HANDSHAKE_DEFER_MS) start with keepalive off.
+    const deferred: [string, number][] = [];
+    const d: MeshDesired = {
+      ...wanted,
+      device: {
+        ...wanted.device,
+        peers: wanted.device.peers.map((p) => {
+          const ka = p.persistentKeepalive ?? 0;
+          if (this.#applied.has(p.publicKey) || !this.#defers(p.publicKey, ka)) return p;
+          deferred.push([p.publicKey, ka]);
+          return { ...p, persistentKeepalive: 0 };
+        }),
+      },
+    };
     for (const [key, id] of d.idByKey) this.#knownKeys.set(key, id);
     // The model is rebuilt below only when every step succeeded; until then events come here.
     this.#basis = null;
@@ -383,6 +437,7 @@ export class MeshController {
       const ch = await k.applyDevice(d.device, { keepEndpoint: this.#keepRule(), now: this.#now });
       this.#noteWrites(d, ch);
       corrections.push(...deviceCorrections(ch, d.ifname, this.#names(d)));
+      for (const [key, ka] of deferred) this.#deferKeepalive(key, ka);
     });
     if (this.#o.firewall) {
       const fw = this.#o.firewall;
@@ -543,13 +598,15 @@ export class MeshController {
       corrections.push({ type: "peer_removed", detail: `peer ${this.#applied.get(key)!.id || key}` });
     }
     let endpointWritten: string | null = null;
+    // New peers and new endpoints both start a handshake: the tie-break applies to both.
+    let deferKa = want !== null && !have && this.#defers(want.publicKey, want.keepalive);
     if (want && !have) {
       // Every field explicit: the key may still be on the device (drift), with other values.
       sections.push({
         publicKey: want.publicKey,
         presharedKey: want.presharedKey,
         ...(want.endpoint !== null ? { endpoint: want.endpoint } : {}),
-        persistentKeepalive: want.keepalive,
+        persistentKeepalive: deferKa ? 0 : want.keepalive,
         replaceAllowedIps: true,
         allowedIps: want.allowedIps,
       });
@@ -587,7 +644,8 @@ export class MeshController {
         // (hole punch through the peer's NAT), as the NAT refresh's own endpoint writes do.
         if (upd.endpoint !== undefined && want.keepalive > 0) {
           upd.persistentKeepalive = 0;
-          sections.push({ publicKey: want.publicKey, updateOnly: true, persistentKeepalive: want.keepalive });
+          deferKa = this.#defers(want.publicKey, want.keepalive);
+          if (!deferKa) sections.push({ publicKey: want.publicKey, updateOnly: true, persistentKeepalive: want.keepalive });
         }
       }
     }
@@ -597,7 +655,7 @@ export class MeshController {
     for (const key of gone) this.#modelDelete(key);
     if (want) {
       this.#modelDelete(want.publicKey);
-      this.#modelAdd({ id: next!.id, peer: want });
+      this.#modelAdd({ id: next!.id, peer: deferKa ? { ...want, keepalive: 0 } : want });
     }
     const after = [...this.#routeRefs.keys()];
     const routesChanged = after.length !== before.size || after.some((r) => !before.has(r));
@@ -617,6 +675,7 @@ export class MeshController {
     }
     for (const key of gone) this.#written.delete(key);
     if (want && endpointWritten !== null) this.#written.set(want.publicKey, endpointWritten);
+    if (deferKa) this.#deferKeepalive(want!.publicKey, want!.keepalive);
 
     // Firewall: only peers named in a rule are part of the ruleset.
     const fw = this.#o.firewall;
@@ -684,7 +743,11 @@ export class MeshController {
       }
       await this.#o.kernel.updatePeers(ifname, [{ publicKey: w.publicKey, endpoint: w.endpoint, persistentKeepalive: 0 }]);
       this.#written.set(w.publicKey, w.endpoint);
-      await this.#o.kernel.updatePeers(ifname, [{ publicKey: w.publicKey, persistentKeepalive: w.keepaliveSec }]);
+      if (this.#defers(w.publicKey, w.keepaliveSec)) {
+        const a = this.#applied.get(w.publicKey);
+        if (a) this.#applied.set(w.publicKey, { ...a, peer: { ...a.peer, keepalive: 0 } });
+        this.#deferKeepalive(w.publicKey, w.keepaliveSec);
+      } else await this.#o.kernel.updatePeers(ifname, [{ publicKey: w.publicKey, persistentKeepalive: w.keepaliveSec }]);
     });
   }
 
@@ -752,6 +815,7 @@ export class MeshController {
    * (routes and addresses go with it) and the `inet plexd` table. Each step is attempted.
    */
   teardown(): Promise<ApplyOutcome> {
+    this.#cancelDeferred();
     return this.#serial(async () => {
       // Local state is kept unless purged; either way nothing may be written after this.
       await this.#cache.flush();

@@ -56,14 +56,19 @@ export function isCandidate(self: MeshSelf, p: Peer): boolean {
   return p.id !== self.nodeId && p.public_key !== self.publicKey && p.public_key !== "";
 }
 
-/** The device entry of one visible peer (lifecycle.md §4.2 step 6). */
+/**
+ * The device entry of one visible peer (lifecycle.md §4.2 step 6). Keepalive only once the
+ * peer's endpoint is known (docs/decisions.md "Mesh apply"): a keepalive to a peer without an
+ * endpoint cannot be sent, and wireguard-go counts the failed attempt as a handshake sent, so
+ * the real first handshake would wait its 5 s retry once the endpoint arrives.
+ */
 export function desiredPeerOf(settings: MeshSettings, p: Peer): DesiredPeer {
   return {
     publicKey: p.public_key,
     presharedKey: p.psk === "" ? null : p.psk,
     ...(p.endpoint !== "" ? { endpoint: p.endpoint } : {}),
     allowedIps: p.allowed_ips.length > 0 ? [...p.allowed_ips] : [`${p.mesh_ip}/32`],
-    persistentKeepalive: settings.keepaliveSec,
+    persistentKeepalive: p.endpoint !== "" ? settings.keepaliveSec : 0,
   };
 }
 

@@ -181,6 +181,30 @@ describe("mesh fast path", () => {
     expect([dev.endpoint, dev.persistentKeepalive]).toEqual(["192.0.2.99:51820", 25]);
   });
 
+  test("handshake tie-break: the greater key turns keepalive on later, for new peers only", async () => {
+    const tie = new MeshController({ kernel, dataDir: dir, settings: () => settings, self: () => self, cacheDelayMs: 50, handshakeDeferMs: 40 });
+    const keyed = (greater: boolean) => {
+      for (;;) {
+        const p = mkPeer(greater ? "n_hi" : "n_lo", greater ? "10.100.0.8" : "10.100.0.9");
+        if (p.public_key > self.publicKey === greater) return p;
+      }
+    };
+    const lo = keyed(false); // we are greater: we wait
+    const hi = keyed(true); // the peer is greater: it waits, we initiate
+    const ka = async (key: string) => (await kernel.readDevice("plexdt0"))!.peers.find((p) => p.publicKey === key)?.persistentKeepalive;
+    tie.commit({ peers: [...mesh.peers, hi], policies: [] });
+    expect((await tie.apply()).errors).toEqual([]); // whole-mesh path
+    expect(await ka(hi.public_key)).toBe(25);
+    await tie.upsertPeer(lo); // event fast path
+    expect(await ka(lo.public_key)).toBe(0);
+    await sleep(120);
+    expect(await ka(lo.public_key)).toBe(25);
+    // An already applied peer is never deferred again (a later apply keeps 25).
+    expect((await tie.apply()).errors).toEqual([]);
+    expect(await ka(lo.public_key)).toBe(25);
+    await tie.close();
+  });
+
   test("firewall: called only when a rule names the changed peer", async () => {
     const fw: MeshFirewall = {
       apply: async (input) => {

@@ -499,6 +499,7 @@ export class Lab {
       registration: { token_wait: "30s" },
       heartbeat: { interval: "5s" },
       reconcile: { interval: "5s" },
+      // Overridable per lab (`config`) or per node (`addNode({config})`), e.g. `{ policy: { default: "deny" } }`.
       policy: { default: "allow" },
       nat_traversal: stun
         ? { enabled: true, stun_servers: this.stun.map((s) => `${s.address}:${s.port}`), timeout: "2s", refresh_interval: "10s" }
@@ -539,6 +540,23 @@ export class Lab {
     await this.sweepNetns(node.netns);
     this.log(`lab ${this.suffix}: ${node.name} agent stopped (${sig}) code=${r.code} signal=${r.signal} ${r.ms} ms`);
     return r;
+  }
+
+  /**
+   * Starts argv in the node's network namespace (not the agent's mount namespace) as a lab
+   * process: own process group, stopped by cleanup(). stdout is piped for the caller; stderr goes
+   * to `<node dir>/<name>.log`. For test tools such as TCP listeners and probes.
+   */
+  spawnInNode(node: LabNode, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): LabProc {
+    return this.spawn(["ip", "netns", "exec", node.netns, ...argv], join(node.dir, `${name}.log`), {
+      stdout: "pipe",
+      env: { TMPDIR: node.dir, ...opts.env },
+    });
+  }
+
+  /** Stops a process of spawnInNode(): SIGTERM, its group SIGKILLed after `timeoutMs`. */
+  stopInNode(p: LabProc, timeoutMs = 2000): Promise<StopResult> {
+    return this.stopProc(p, "SIGTERM", timeoutMs);
   }
 
   /** PIDs currently inside a namespace. */

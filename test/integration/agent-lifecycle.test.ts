@@ -50,7 +50,8 @@ run("agent lifecycle (netns, userspace WireGuard, real CP)", () => {
       const p = lab.wgPeers(cfg.ifname);
       return p.has(peer1.public_key) ? p : undefined;
     });
-    expect(peers.get(peer1.public_key)).toMatchObject({ allowedIps: `${peer1.mesh_ip}/32`, keepalive: "25" });
+    // peer1 never reported an endpoint: keepalive stays off until one is known (decisions "Mesh apply").
+    expect(peers.get(peer1.public_key)).toMatchObject({ allowedIps: `${peer1.mesh_ip}/32`, keepalive: "off" });
     const id = await Bun.file(join(cfg.dataDir, "identity.json")).json();
     const addr = sh(["ip", "-n", lab.ns, "-j", "addr", "show", "dev", cfg.ifname]).out;
     expect(addr).toContain(id.mesh_ip);

@@ -14,7 +14,7 @@ import { AgentFirewall } from "../../agent/firewall.ts";
 import { nftTarget } from "../../policy/index.ts";
 import { defaultNativeDir, loadEmbeddedAddon } from "../../kernel/embedded.ts";
 import { isNativeError } from "../../kernel/errors.ts";
-import { CommandFailure, loadAgentConfig, printError } from "./agent-common.ts";
+import { loadAgentConfig } from "./agent-common.ts";
 
 export const cleanupCommand: Command = {
   path: ["cleanup"],
@@ -22,13 +22,8 @@ export const cleanupCommand: Command = {
   hidden: true,
   flags: { all: { kind: "bool", description: "also delete the mesh interface and table inet plexd" } },
   run: async (ctx) => {
-    let loaded;
-    try {
-      loaded = await loadAgentConfig(ctx);
-    } catch (err) {
-      if (err instanceof CommandFailure) return printError(ctx, err.code, err.message, err.exitCode);
-      throw err;
-    }
+    // A CommandFailure (config error → 78) is printed by the CLI frame like printError does.
+    const loaded = await loadAgentConfig(ctx);
     const c = loaded.config;
     const log = createLogger({ level: "warn", format: "text", env: ctx.env });
     const removed: string[] = [];

@@ -16,7 +16,7 @@ import { createKernel } from "../../kernel/index.ts";
 import { loadEmbeddedAddon } from "../../kernel/embedded.ts";
 import { createLogger } from "../../log/index.ts";
 import { MeshController } from "../../mesh/controller.ts";
-import { CommandFailure, loadAgentConfig, printData, printError, socketPath } from "./agent-common.ts";
+import { loadAgentConfig, printData, printError, socketPath } from "./agent-common.ts";
 import { confirm, stdinIsTty } from "./prompt.ts";
 
 function report(ctx: CommandContext, r: DeregisterResult, via: string): number {
@@ -45,13 +45,8 @@ export const deregisterCommand: Command = {
     if (a.kind === "error") return printError(ctx, a.code, a.message, EXIT.failure);
 
     // No daemon: run the steps here.
-    let loaded;
-    try {
-      loaded = await loadAgentConfig(ctx);
-    } catch (err) {
-      if (err instanceof CommandFailure) return printError(ctx, err.code, err.message, err.exitCode);
-      throw err;
-    }
+    // A CommandFailure (config error → 78) is printed by the CLI frame like printError does.
+    const loaded = await loadAgentConfig(ctx);
     const c = loaded.config;
     const log = createLogger({ level: "warn", format: "text", env: ctx.env });
     const id = loadIdentity(c.data_dir, log);

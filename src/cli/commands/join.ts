@@ -17,7 +17,7 @@ import { ensurePrivateDir } from "../../store/index.ts";
 import { sha256FileSync } from "../../util/checksum.ts";
 import { buildCapabilities } from "../../agent/capabilities.ts";
 import { scanHooks } from "../../hooks/index.ts";
-import { CommandFailure, loadAgentConfig, printData, printError, socketPath } from "./agent-common.ts";
+import { loadAgentConfig, printData, printError, socketPath } from "./agent-common.ts";
 import { promptHidden, readStdin, stdinIsTty } from "./prompt.ts";
 
 async function explicitToken(ctx: Parameters<Command["run"]>[0]): Promise<ResolvedToken | undefined> {
@@ -37,13 +37,8 @@ export const joinCommand: Command = {
     "token-stdin": { kind: "bool", description: "read the bootstrap token from stdin" },
   },
   run: async (ctx) => {
-    let loaded;
-    try {
-      loaded = await loadAgentConfig(ctx);
-    } catch (err) {
-      if (err instanceof CommandFailure) return printError(ctx, err.code, err.message, err.exitCode);
-      throw err;
-    }
+    // A CommandFailure (config error → 78) is printed by the CLI frame like printError does.
+    const loaded = await loadAgentConfig(ctx);
     const config = loaded.config;
     let token: ResolvedToken | undefined;
     try {

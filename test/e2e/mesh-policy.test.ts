@@ -146,13 +146,6 @@ async function expectStreamAlive(what: string, from: number): Promise<number> {
   return gap;
 }
 
-/** Items (one JSON text each) only in `a` (-) or only in `b` (+) of two nftTableJson() texts. */
-function nftDiff(a: string, b: string): string {
-  const sa = (JSON.parse(a) as unknown[]).map((x) => JSON.stringify(x));
-  const sb = (JSON.parse(b) as unknown[]).map((x) => JSON.stringify(x));
-  return [...sa.filter((x) => !sb.includes(x)).map((x) => `- ${x}`), ...sb.filter((x) => !sa.includes(x)).map((x) => `+ ${x}`)].join("\n");
-}
-
 /** First success of an allow probe, relative to `t0` (completion time of the handshake). */
 function firstOk(attempts: TcpAttempt[], t0: number): number {
   const ok = attempts.filter((a) => a.ok).sort((x, y) => x.t1 - y.t1)[0];
@@ -282,25 +275,20 @@ describe.skipIf(why !== null)(`mesh policy enforcement${why ? ` (skipped: ${why}
       const f = await nftIn(B, ["flush", "ruleset"]);
       const tFlush = Date.now();
       expect(f.code).toBe(0);
+      // Back and equal to the table before the flush (ignoring handles and counters). Polled:
+      // `nft -j list` reads the table in several requests, so a listing racing the restore can
+      // show a partial table although the restore itself is one transaction (that atomicity is
+      // proven in test/integration/kernel-nft.test.ts).
       const back = await waitFor(
-        "table inet plexd back on B",
+        "table inet plexd back on B, equal to the one before",
         async () => {
           const text = await nftTableJson(B, "inet", "plexd");
-          return text !== null ? { at: Date.now(), text } : null;
+          return text === before ? { at: Date.now(), text } : null;
         },
         { timeoutMs: 15_000, intervalMs: 5, abortIf: () => l.deadAgents() },
       );
       console.error(`nft flush ruleset on B: table inet plexd back after ${back.at - tFlush} ms`);
       expect(back.at - tFlush).toBeLessThanOrEqual(LIMIT_MS);
-      // One transaction: the first table seen is the whole one, equal to the one before.
-      if (back.text !== before) {
-        await Bun.sleep(1000);
-        const later = await nftTableJson(B, "inet", "plexd");
-        throw new Error(
-          `restored table differs from the one before the flush:\n${nftDiff(before!, back.text)}\n` +
-            `1 s later it ${later === before ? "equals the one before" : `still differs:\n${nftDiff(before!, later ?? "[]")}`}`,
-        );
-      }
 
       // The flush took B's foreign table too; plexd must not have recreated or touched anything else.
       const tables = await nftIn(B, ["list", "tables"]);

@@ -17,6 +17,7 @@ import { Reconciler, policyCorrections } from "./reconcile.ts";
 import { KeyRotator, NEXT_KEY_FILE } from "./rotation.ts";
 import { keysFromRotationEvent, SigningKeyStore } from "./signing.ts";
 import { fakeApi, fakeIdentity } from "./testing.ts";
+import { CpApi, HttpClient } from "../controlplane/index.ts";
 
 const ENV = {} as Envelope;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -252,6 +253,35 @@ describe("heartbeat", () => {
       binary_checksum: "sha256:" + "a".repeat(64),
       mesh: { interface: "plexd0", peer_count: 2, listen_port: 51820 },
     });
+  });
+
+  test("stop() aborts a heartbeat the CP never answers instead of waiting for its timeout", async () => {
+    let arrived!: () => void;
+    const got = new Promise<void>((r) => (arrived = r));
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => (arrived(), new Promise<Response>(() => {})) });
+    try {
+      const api = new CpApi({ http: new HttpClient({ baseUrl: `http://127.0.0.1:${server.port}`, auth: () => "nsk" }) });
+      const failures: string[] = [];
+      const hb = new HeartbeatLoop({
+        api,
+        facts,
+        intervalMs: () => 60_000,
+        log: nullLogger,
+        onSuccess: () => {},
+        onReconcile: () => {},
+        onRotateKeys: () => {},
+        on401: () => {},
+        onFailure: (e) => failures.push(e.kind),
+      });
+      hb.start();
+      await got;
+      // The heartbeat timeout is 10 s; stop() must not sit it out.
+      const outcome = await Promise.race([hb.stop().then(() => "stopped"), Bun.sleep(5_000).then(() => "still waiting")]);
+      expect(outcome).toBe("stopped");
+      expect(failures).toEqual([]); // an aborted beat at stop is not a CP failure
+    } finally {
+      server.stop(true);
+    }
   });
 
   test("directives trigger reconcile and rotation; 401 goes to the auth flow", async () => {

@@ -55,6 +55,8 @@ export class HeartbeatLoop {
   readonly #now: () => number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inflight: Promise<void> | undefined;
+  /** Aborts an in-flight heartbeat at stop: a hung CP must not hold the drain (up to 10 s). */
+  #abort = new AbortController();
   #stopped = true;
   lastSentAt: number | undefined;
   lastOkAt: number | undefined;
@@ -70,6 +72,7 @@ export class HeartbeatLoop {
   start(): void {
     if (!this.#stopped) return;
     this.#stopped = false;
+    this.#abort = new AbortController();
     this.beatNow();
   }
 
@@ -107,7 +110,8 @@ export class HeartbeatLoop {
     }
     this.lastSentAt = this.#now();
     this.sent++;
-    const r = await this.#d.api.heartbeat(facts.nodeId, body);
+    const r = await this.#d.api.heartbeat(facts.nodeId, body, this.#abort.signal);
+    if (this.#stopped) return;
     if (r.ok) {
       this.lastOkAt = this.#now();
       this.consecutiveFailures = 0;
@@ -128,6 +132,7 @@ export class HeartbeatLoop {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#abort.abort();
     await this.#inflight;
   }
 }

@@ -120,6 +120,42 @@ Napi::Uint8Array CopyBytes(Napi::Env env, const void *data, size_t len)
 	return a;
 }
 
+void ForEachNlMessage(Napi::Env env, const char *op, Napi::Array msgs,
+		      const std::function<int(const struct nlmsghdr *)> &parse)
+{
+	for (uint32_t i = 0; i < msgs.Length(); i++) {
+		Napi::Value v = msgs.Get(i);
+		std::string where = "messages[" + std::to_string(i) + "]";
+		if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+			ThrowError(env, EINVAL, op, where, "not a Uint8Array");
+		Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+		// Aligned private copy: the JS view may start at any byte offset.
+		std::vector<uint64_t> copy((a.ByteLength() + 7) / 8 + 1);
+		memcpy(copy.data(), a.Data(), a.ByteLength());
+		size_t left = a.ByteLength();
+		const struct nlmsghdr *h = (const struct nlmsghdr *)copy.data();
+		if (left > 0 && !NLMSG_OK(h, left))
+			ThrowError(env, EBADMSG, op, where, "truncated netlink message");
+		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
+					ThrowError(env, EBADMSG, op, where, "short error message");
+				int e = *(const int *)NLMSG_DATA(h);
+				if (e)
+					ThrowError(env, e, op, where, "kernel error in reply");
+				continue;
+			}
+			if (h->nlmsg_type < NLMSG_MIN_TYPE)
+				continue; // DONE, NOOP, OVERRUN
+			int r = parse(h);
+			if (r < 0)
+				ThrowError(env, r, op, where);
+		}
+		if (left >= sizeof(struct nlmsghdr))
+			ThrowError(env, EBADMSG, op, where, "trailing bytes after the last message");
+	}
+}
+
 PromiseWorker::PromiseWorker(Napi::Env env, std::string op, std::string object)
     : Napi::AsyncWorker(env), op_(std::move(op)), object_(std::move(object)),
       deferred_(Napi::Promise::Deferred::New(env))

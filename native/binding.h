@@ -53,6 +53,13 @@ std::string FormatIp(int family, const void *addr);
 // Copies bytes into a fresh Uint8Array (owning its own ArrayBuffer).
 Napi::Uint8Array CopyBytes(Napi::Env env, const void *data, size_t len);
 
+// Pure-parser test hooks (wgParseGet, _rtnlParse): walks raw netlink replies given as an array
+// of Uint8Array with the framing checks nl_recv applies (truncation, NLMSG_ERROR, trailing
+// bytes; DONE/NOOP/OVERRUN skipped) and calls `parse` for each data message; a negative return
+// or a framing fault throws NativeError with `op` and "messages[i]" as the object.
+void ForEachNlMessage(Napi::Env env, const char *op, Napi::Array msgs,
+		      const std::function<int(const struct nlmsghdr *)> &parse);
+
 // Base class for kernel calls: Execute() runs on a worker thread and reports failure with
 // Fail(); Resolve() builds the JS result on the JS thread. Usage:
 //   auto *w = new MyWorker(info.Env(), ...); w->Queue(); return w->Promise();

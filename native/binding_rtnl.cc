@@ -295,56 +295,25 @@ Napi::Value RtnlParse(const Napi::CallbackInfo &info)
 		if (filter < 0 || filter > 2147483647.0 || filter != (double)(uint32_t)filter)
 			ThrowError(env, EINVAL, op, kind, "filter must be a non-negative integer");
 	}
-	Napi::Array msgs = info[1].As<Napi::Array>();
 	Napi::Array out = Napi::Array::New(env);
 	uint32_t k = 0;
-	for (uint32_t i = 0; i < msgs.Length(); i++) {
-		Napi::Value v = msgs.Get(i);
-		std::string where = "messages[" + std::to_string(i) + "]";
-		if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-			ThrowError(env, EINVAL, op, where, "not a Uint8Array");
-		Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-		// Aligned private copy: the JS view may start at any byte offset.
-		std::vector<uint64_t> copy((a.ByteLength() + 7) / 8 + 1);
-		memcpy(copy.data(), a.Data(), a.ByteLength());
-		size_t left = a.ByteLength();
-		const struct nlmsghdr *h = (const struct nlmsghdr *)copy.data();
-		if (left > 0 && !NLMSG_OK(h, left))
-			ThrowError(env, EBADMSG, op, where, "truncated netlink message");
-		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
-					ThrowError(env, EBADMSG, op, where, "short error message");
-				int e = *(const int *)NLMSG_DATA(h);
-				if (e)
-					ThrowError(env, e, op, where, "kernel error in reply");
-				continue;
-			}
-			if (h->nlmsg_type < NLMSG_MIN_TYPE)
-				continue; // DONE, NOOP, OVERRUN
-			int r;
-			if (kind == "link") {
-				struct rtnl_link l;
-				r = rtnl_link_parse(h, &l);
-				if (r > 0)
-					out.Set(k++, LinkToJs(env, l));
-			} else if (kind == "addr") {
-				struct rtnl_addr ad;
-				r = rtnl_addr_parse(h, (int)filter, &ad);
-				if (r > 0)
-					out.Set(k++, AddrToJs(env, ad));
-			} else {
-				struct rtnl_route rt;
-				r = rtnl_route_parse(h, (uint32_t)filter, &rt);
-				if (r > 0)
-					out.Set(k++, RouteToJs(env, rt));
-			}
-			if (r < 0)
-				ThrowError(env, r, op, where);
+	plexd::ForEachNlMessage(env, op, info[1].As<Napi::Array>(), [&](const struct nlmsghdr *h) {
+		int r;
+		if (kind == "link") {
+			struct rtnl_link l;
+			if ((r = rtnl_link_parse(h, &l)) > 0)
+				out.Set(k++, LinkToJs(env, l));
+		} else if (kind == "addr") {
+			struct rtnl_addr ad;
+			if ((r = rtnl_addr_parse(h, (int)filter, &ad)) > 0)
+				out.Set(k++, AddrToJs(env, ad));
+		} else {
+			struct rtnl_route rt;
+			if ((r = rtnl_route_parse(h, (uint32_t)filter, &rt)) > 0)
+				out.Set(k++, RouteToJs(env, rt));
 		}
-		if (left >= sizeof(struct nlmsghdr))
-			ThrowError(env, EBADMSG, op, where, "trailing bytes after the last message");
-	}
+		return r;
+	});
 	return out;
 }
 

@@ -325,41 +325,9 @@ Napi::Value WgParseGet(const Napi::CallbackInfo &info)
 	Napi::Env env = info.Env();
 	if (info.Length() < 1 || !info[0].IsArray())
 		ThrowError(env, EINVAL, op, "", "messages must be an array of Uint8Array");
-	Napi::Array msgs = info[0].As<Napi::Array>();
 	Device dev;
-	for (uint32_t i = 0; i < msgs.Length(); i++) {
-		Napi::Value v = msgs.Get(i);
-		std::string where = "messages[" + std::to_string(i) + "]";
-		if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-			ThrowError(env, EINVAL, op, where, "not a Uint8Array");
-		Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-		// Aligned private copy: the JS view may start at any byte offset.
-		std::vector<uint64_t> copy((a.ByteLength() + 7) / 8 + 1);
-		memcpy(copy.data(), a.Data(), a.ByteLength());
-		size_t left = a.ByteLength();
-		const struct nlmsghdr *h = (const struct nlmsghdr *)copy.data();
-		if (left > 0 && !NLMSG_OK(h, left))
-			ThrowError(env, EBADMSG, op, where, "truncated netlink message");
-		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_NOOP)
-				continue;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
-					ThrowError(env, EBADMSG, op, where, "short error message");
-				int e = *(const int *)NLMSG_DATA(h);
-				if (e)
-					ThrowError(env, e, op, where, "kernel error in reply");
-				continue;
-			}
-			if (h->nlmsg_type < NLMSG_MIN_TYPE)
-				continue;
-			int r = wg_parse_get_msg(&dev.d, h);
-			if (r < 0)
-				ThrowError(env, r, op, where);
-		}
-		if (left >= sizeof(struct nlmsghdr))
-			ThrowError(env, EBADMSG, op, where, "trailing bytes after the last message");
-	}
+	plexd::ForEachNlMessage(env, op, info[0].As<Napi::Array>(),
+				[&](const struct nlmsghdr *h) { return wg_parse_get_msg(&dev.d, h); });
 	return ToJs(env, dev.d);
 }
 

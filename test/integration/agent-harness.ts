@@ -11,6 +11,9 @@ import { randomBytes, generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Proc, sh, waitFor } from "../helpers/proc.ts";
+
+export { Proc, sh, waitFor };
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BUN = join(ROOT, "node_modules/.bin/bun");
@@ -18,70 +21,6 @@ export const BUN = join(ROOT, "node_modules/.bin/bun");
 /** True when the lab can run here (root, iproute2, wireguard-go, wg, openssl). */
 export function labAvailable(): boolean {
   return process.getuid?.() === 0 && ["ip", "wireguard-go", "wg", "openssl"].every((b) => Bun.which(b) !== null);
-}
-
-/** Runs a command to completion; throws with output on failure unless allowFail. */
-export function sh(argv: string[], allowFail = false): { code: number; out: string } {
-  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-  const out = `${r.stdout.toString()}${r.stderr.toString()}`;
-  if (r.exitCode !== 0 && !allowFail) throw new Error(`${argv.join(" ")} → ${r.exitCode}: ${out}`);
-  return { code: r.exitCode ?? -1, out };
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns a truthy value or `ms` pass. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20_000, every = 200): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(every);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-}
-
-/** A spawned process with captured output. */
-export class Proc {
-  out = "";
-  err = "";
-  readonly exited: Promise<number>;
-  constructor(readonly proc: ReturnType<typeof Bun.spawn>) {
-    const pump = async (s: ReadableStream<Uint8Array> | null | undefined, to: "out" | "err") => {
-      if (!s) return;
-      const dec = new TextDecoder();
-      for await (const c of s) this[to] += dec.decode(c, { stream: true });
-    };
-    void pump(proc.stdout as ReadableStream<Uint8Array>, "out");
-    void pump(proc.stderr as ReadableStream<Uint8Array>, "err");
-    this.exited = proc.exited;
-  }
-  get pid(): number {
-    return this.proc.pid;
-  }
-  get running(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
-  async kill(graceMs = 5_000): Promise<number> {
-    if (!this.running) return this.exited;
-    process.kill(this.pid, "SIGTERM");
-    const t = setTimeout(() => {
-      try {
-        process.kill(this.pid, "SIGKILL");
-      } catch {
-        /* gone */
-      }
-    }, graceMs);
-    const code = await this.exited;
-    clearTimeout(t);
-    return code;
-  }
 }
 
 /** The control plane on the host end of the veth. */

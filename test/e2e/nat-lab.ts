@@ -29,7 +29,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
 import { parsePingRtt, parseWgDump, waitFor, type WgDump } from "../helpers/lab-util.ts";
-import { Netns, REPO_ROOT, run, type RunResult } from "../helpers/netns.ts";
+import { alive, must, Netns, REPO_ROOT, run, type RunResult } from "../helpers/netns.ts";
+import { killPid } from "../helpers/proc.ts";
 
 export { waitFor } from "../helpers/lab-util.ts";
 
@@ -112,12 +113,6 @@ function natRules(kind: NatKind): string {
 `;
 }
 
-async function must(argv: string[], timeoutMs = 15_000): Promise<string> {
-  const r = await run(argv, { timeoutMs });
-  if (r.code !== 0) throw new Error(`${argv.join(" ")} → ${r.code}: ${(r.stderr || r.stdout).trim()}`);
-  return r.stdout;
-}
-
 /** `nft -f -` inside `ns`. */
 export async function nft(ns: Netns, script: string): Promise<void> {
   const p = Bun.spawn(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
@@ -125,23 +120,6 @@ export async function nft(ns: Netns, script: string): Promise<void> {
   await p.stdin.end();
   const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
   if (code !== 0) throw new Error(`nft in ${ns.name}: ${err.trim()}\n${script}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    /* gone */
-  }
 }
 
 /** Options of {@link NatLab.create}. */
@@ -328,11 +306,11 @@ export class NatLab {
   /** Signals the process, waits up to `ms`, then SIGKILLs its group (by PID). */
   private async stop(p: Proc, sig: NodeJS.Signals, ms: number): Promise<void> {
     if (!p.exit) {
-      signal(p.pid, sig);
+      killPid(p.pid, sig);
       const done = await Promise.race([p.proc.exited.then(() => true), Bun.sleep(ms).then(() => false)]);
-      if (!done) signal(-p.pid, "SIGKILL");
+      if (!done) killPid(-p.pid, "SIGKILL");
     }
-    signal(-p.pid, "SIGKILL");
+    killPid(-p.pid, "SIGKILL");
     await p.proc.exited;
     this.procs.delete(p);
   }
@@ -524,7 +502,7 @@ export class NatLab {
       for (let i = 0; i < 50; i++) {
         const pids = (await run(["ip", "netns", "pids", n.name])).stdout.split(/\s+/).filter(Boolean).map(Number);
         if (pids.length === 0) break;
-        for (const pid of pids) signal(pid, "SIGKILL");
+        for (const pid of pids) killPid(pid, "SIGKILL");
         await Bun.sleep(50);
       }
     }
@@ -538,10 +516,10 @@ export class NatLab {
   /** Synchronous last-resort teardown at process exit. */
   cleanupSync(): void {
     if (this.cleaned) return;
-    for (const p of this.procs) signal(-p.pid, "SIGKILL");
+    for (const p of this.procs) killPid(-p.pid, "SIGKILL");
     for (const n of this.nets) {
       const pids = Bun.spawnSync(["ip", "netns", "pids", n.name]).stdout.toString().split(/\s+/).filter(Boolean);
-      for (const pid of pids) signal(Number(pid), "SIGKILL");
+      for (const pid of pids) killPid(Number(pid), "SIGKILL");
     }
     Bun.spawnSync(["sleep", "0.2"]);
     for (const n of this.nets) Bun.spawnSync(["ip", "netns", "del", n.name]);

@@ -26,7 +26,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import YAML from "yaml";
-import { REPO_ROOT, run, type RunResult } from "./netns.ts";
+import { alive, must, REPO_ROOT, run, type RunResult } from "./netns.ts";
+import { killPid } from "./proc.ts";
 import { parsePingRtt, parseWgDump, waitFor, type WgDump } from "./lab-util.ts";
 import { startStun, type StunServer } from "./stun.ts";
 
@@ -147,35 +148,12 @@ function installHooks(): void {
   });
 }
 
-async function must(argv: string[], timeoutMs = 15_000): Promise<string> {
-  const r = await run(argv, { timeoutMs });
-  if (r.code !== 0) throw new Error(`${argv.join(" ")} → exit ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
-  return r.stdout;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Signals a whole process group (every lab process leads its own; see spawn()). */
 function killGroup(pgid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pgid, sig);
   } catch {
     /* group empty */
-  }
-}
-
-function killPid(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    /* gone */
   }
 }
 

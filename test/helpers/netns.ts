@@ -30,6 +30,23 @@ export async function run(argv: string[], opts: { env?: Record<string, string>; 
   return { code, stdout, stderr };
 }
 
+/** run(), throwing with the command's output when it exits non-zero; returns stdout. */
+export async function must(argv: string[], timeoutMs = 15_000): Promise<string> {
+  const r = await run(argv, { timeoutMs });
+  if (r.code !== 0) throw new Error(`${argv.join(" ")} → exit ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+/** True while a process with this PID exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** True when this process can create network namespaces (root + iproute2). */
 export async function canUseNetns(): Promise<boolean> {
   if (process.getuid?.() !== 0) return false;

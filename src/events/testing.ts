@@ -45,17 +45,7 @@ export function signCanonical(privateKey: KeyObject, canonical: string): string 
   return sign(null, Buffer.from(canonical, "utf8"), privateKey).toString("base64");
 }
 
-/** Deterministic PRNG (mulberry32) for reproducible random splits and fuzzing. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "../util/seeded-random.test-util.ts";
 
 interface Timer {
   at: number;

@@ -5,6 +5,7 @@
  * Fixed seed: a failure reproduces.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { seededRandom as rng } from "../util/seeded-random.test-util.ts";
 import { loadAddon } from "./addon.ts";
 import { NativeError } from "./errors.ts";
 import type { FwBatch, NftAddon } from "./firewall-api.ts";
@@ -36,18 +37,6 @@ const batch: FwBatch = {
     },
   ],
 };
-
-/** mulberry32: small, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let addon: NftAddon;
 let seeds: Uint8Array[];

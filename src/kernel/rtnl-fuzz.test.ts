@@ -9,6 +9,7 @@
  * NativeError; a crash kills the test process, any other throw fails the test.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { seededRandom as rng } from "../util/seeded-random.test-util.ts";
 import { type AddonInternals, loadAddon } from "./addon.ts";
 import type { NativeAddon } from "./addon-api.ts";
 import { NativeError } from "./errors.ts";
@@ -28,18 +29,6 @@ const RTN_LOCAL = 2;
 const RTM_F_CLONED = 0x200;
 
 type Kind = "link" | "addr" | "route";
-
-/** mulberry32: tiny deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** struct nlmsghdr + family header + attributes, as one dump part (NLM_F_MULTI). */
 function rtMsg(type: number, familyHdr: Uint8Array, attrs: Uint8Array[], seq = 7): Uint8Array {

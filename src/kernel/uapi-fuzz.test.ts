@@ -9,6 +9,7 @@
  * allowed IPs are canonical CIDRs).
  */
 import { describe, expect, test } from "bun:test";
+import { seededRandom as rng } from "../util/seeded-random.test-util.ts";
 import { normaliseCidr } from "./cidr.ts";
 import { hexToBase64, publicKeyOf } from "./keys.ts";
 import type { WgDevice } from "./types.ts";
@@ -37,18 +38,6 @@ const KEYS = [
 ];
 // Characters that matter to the grammar, plus some that never should appear.
 const ALPHABET = "0123456789abcdefABCDEF=\n\n\n:[]/.-_% xyz\t\r\0\u00e9\u{1F600}";
-
-/** mulberry32: tiny deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
 const B64_KEY = /^[A-Za-z0-9+/]{43}=$/;

@@ -4,6 +4,7 @@
  * parsed value or a NativeError; a crash kills the test process, anything else fails.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { seededRandom as rng } from "../util/seeded-random.test-util.ts";
 import { type AddonInternals, loadAddon } from "./addon.ts";
 import type { NativeAddon } from "./addon-api.ts";
 import { NativeError } from "./errors.ts";
@@ -24,18 +25,6 @@ import {
   u16,
   u32,
 } from "./netlink-encode.test-util.ts";
-
-/** mulberry32: tiny deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let addon: NativeAddon & AddonInternals;
 beforeAll(() => {

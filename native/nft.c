@@ -13,15 +13,6 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 
-#ifndef NLM_F_CAPPED
-#define NLM_F_CAPPED 0x100
-#endif
-#ifndef NLM_F_ACK_TLVS
-#define NLM_F_ACK_TLVS 0x200
-#endif
-#ifndef NLMSGERR_ATTR_MSG
-#define NLMSGERR_ATTR_MSG 1
-#endif
 
 #define MSGTYPE(t) ((uint16_t)((NFNL_SUBSYS_NFTABLES << 8) | (t)))
 /* Element lists are split well below the 16-bit nla_len limit of the ELEMENTS nest. */
@@ -386,28 +377,6 @@ int nft_build_batch(const struct nft_batch *bt, uint32_t seq, struct nft_built *
 
 /* ==== applying ========================================================================== */
 
-static void ext_ack_msg(const struct nlmsghdr *h, size_t len, struct nl_err *err)
-{
-	const struct nlmsgerr *e = NLMSG_DATA(h);
-	size_t payload = len - NLMSG_HDRLEN, off;
-
-	if (!(h->nlmsg_flags & NLM_F_ACK_TLVS) || payload < sizeof(*e))
-		return;
-	off = (h->nlmsg_flags & NLM_F_CAPPED) ? sizeof(*e)
-					      : sizeof(*e) - sizeof(e->msg) + NLMSG_ALIGN(e->msg.nlmsg_len);
-	if (off >= payload)
-		return;
-	const struct nlattr *tb[NLMSGERR_ATTR_MSG + 1];
-	if (nl_parse_attrs((const uint8_t *)e + off, payload - off, tb, NLMSGERR_ATTR_MSG) < 0 ||
-	    !tb[NLMSGERR_ATTR_MSG])
-		return;
-	size_t n = nl_attr_len(tb[NLMSGERR_ATTR_MSG]);
-	if (n >= sizeof(err->msg))
-		n = sizeof(err->msg) - 1;
-	memcpy(err->msg, nl_attr_data(tb[NLMSGERR_ATTR_MSG]), n);
-	err->msg[n] = '\0';
-}
-
 static int seq_in(uint32_t s, uint32_t lo, uint32_t hi)
 {
 	return (uint32_t)(s - lo) <= (uint32_t)(hi - lo);
@@ -472,7 +441,7 @@ static int batch_recv(struct nl_sock *s, uint32_t lo, uint32_t hi, uint32_t sync
 			first = e->error < 0 ? e->error : -e->error;
 			*bad_seq = h->nlmsg_seq;
 			err->err = -first;
-			ext_ack_msg(h, h->nlmsg_len, err);
+			nl_decode_ext_ack(h, err);
 		}
 	}
 	free(buf);

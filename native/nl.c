@@ -190,8 +190,7 @@ int nl_send(struct nl_sock *s, const void *buf, size_t len)
 	}
 }
 
-/* Pulls the NLMSGERR_ATTR_MSG string out of an error message's TLV tail. */
-static void decode_ext_ack(const struct nlmsghdr *h, struct nl_err *err)
+void nl_decode_ext_ack(const struct nlmsghdr *h, struct nl_err *err)
 {
 	const struct nlmsgerr *e = NLMSG_DATA(h);
 	size_t payload = h->nlmsg_len - NLMSG_HDRLEN;
@@ -293,7 +292,7 @@ int nl_recv(struct nl_sock *s, uint32_t seq, uint32_t seq_last, nl_msg_cb cb, vo
 					first_err = e->error < 0 ? e->error : -e->error;
 					if (err) {
 						err->err = -first_err;
-						decode_ext_ack(h, err);
+						nl_decode_ext_ack(h, err);
 					}
 				}
 				continue;

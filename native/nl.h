@@ -76,6 +76,10 @@ int nl_recv(struct nl_sock *s, uint32_t seq, uint32_t seq_last, nl_msg_cb cb, vo
 int nl_transact(struct nl_sock *s, const void *buf, size_t len, uint32_t seq, uint32_t seq_last,
 		nl_msg_cb cb, void *arg, struct nl_err *err);
 
+/* Copies the NLMSGERR_ATTR_MSG string of an NLMSG_ERROR message (extended ack) into err->msg;
+ * leaves it untouched when the kernel sent none. For receive loops outside nl_recv (batches). */
+void nl_decode_ext_ack(const struct nlmsghdr *h, struct nl_err *err);
+
 /* Parsing: tb[0..max] filled with attribute pointers (NULL when absent); bounds-checked,
  * never reads past len; returns -EINVAL on a malformed attribute stream. */
 int nl_parse_attrs(const void *data, size_t len, const struct nlattr **tb, int max);

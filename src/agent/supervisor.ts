@@ -487,17 +487,7 @@ export class Supervisor {
     this.#registering = (async () => {
       let sent: CapabilitiesPayload | undefined;
       try {
-        const reg = await waitAndRegister({
-          config: this.config,
-          env: this.o.env,
-          ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
-          api: this.api,
-          capabilities: () => (sent = this.capabilities()),
-          mailbox: this.mailbox,
-          signal: this.#stop.signal,
-          log: this.log,
-          ...(reuse ? { reusePrivateKey: reuse } : {}),
-        });
+        const reg = await this.#waitAndRegister(this.config, reuse, (c) => (sent = c));
         this.#recordAnnounced(sent);
         this.ctx.set(reg.identity);
         this.cpMonitor.success();
@@ -787,23 +777,36 @@ export class Supervisor {
   }
 
   /** §11 step 3: re-register with the existing key; token from `plexd join` or the sources. */
+  /** Registration and re-registration share every input but the config and the key. */
+  #waitAndRegister(config: Config, reusePrivateKey: string | undefined, onSent: (c: CapabilitiesPayload) => void) {
+    return waitAndRegister({
+      config,
+      env: this.o.env,
+      ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
+      api: this.api,
+      capabilities: () => {
+        const c = this.capabilities();
+        onSent(c);
+        return c;
+      },
+      mailbox: this.mailbox,
+      signal: this.#stop.signal,
+      log: this.log,
+      ...(reusePrivateKey ? { reusePrivateKey } : {}),
+    });
+  }
+
   async #reregister(token?: string): Promise<boolean> {
     const old = this.ctx.identity;
     if (token !== undefined) this.mailbox.put(token);
     let reg;
     let sent: CapabilitiesPayload | undefined;
     try {
-      reg = await waitAndRegister({
-        config: { ...this.config, registration: { ...this.config.registration, token_wait: 0 } },
-        env: this.o.env,
-        ...(this.o.explicitTokenFile ? { explicitFile: this.o.explicitTokenFile } : {}),
-        api: this.api,
-        capabilities: () => (sent = this.capabilities()),
-        mailbox: this.mailbox,
-        signal: this.#stop.signal,
-        log: this.log,
-        reusePrivateKey: old.privateKey,
-      });
+      reg = await this.#waitAndRegister(
+        { ...this.config, registration: { ...this.config.registration, token_wait: 0 } },
+        old.privateKey,
+        (c) => (sent = c),
+      );
       this.#recordAnnounced(sent);
     } catch (err) {
       if (err instanceof TokenError && err.code === "no_token") {

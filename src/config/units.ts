@@ -1,23 +1,11 @@
 /**
  * Value syntaxes of config.md §1: Go durations, byte sizes, CPU counts and env booleans.
  *
- * Kept local to `config/` on purpose (a general Go-duration parser lives in `util/` and may be
- * merged later); these functions return `undefined` instead of throwing because bad input is an
- * expected outcome here and the caller turns it into a located config issue.
+ * These return `undefined` instead of throwing because bad input is an expected outcome here
+ * and the caller turns it into a located config issue. Durations use the one Go-duration
+ * parser in `util/duration.ts`.
  */
-
-const NS_PER: Record<string, number> = {
-  ns: 1,
-  us: 1e3,
-  "\u00b5s": 1e3, // µ (micro sign), accepted by Go
-  "\u03bcs": 1e3, // μ (Greek mu), accepted by Go
-  ms: 1e6,
-  s: 1e9,
-  m: 60e9,
-  h: 3600e9,
-};
-
-const TERM = /^(\d*)(?:\.(\d*))?([a-z\u00b5\u03bc]+)/;
+import { parseDurationMs } from "../util/duration.ts";
 
 /**
  * Parses a Go duration string (`500ms`, `1h30m`, `1.5s`, `0`) into milliseconds (may be
@@ -25,24 +13,12 @@ const TERM = /^(\d*)(?:\.(\d*))?([a-z\u00b5\u03bc]+)/;
  * for negative values (no config duration may be negative) and for units Go lacks (`d`, `w`).
  */
 export function parseDuration(text: string): number | undefined {
-  let s = text;
-  if (s.startsWith("+")) s = s.slice(1);
-  if (s === "0") return 0;
-  if (s === "") return undefined;
-  let ns = 0;
-  while (s.length > 0) {
-    const m = TERM.exec(s);
-    if (!m) return undefined;
-    const [all, int = "", frac = "", unit = ""] = m;
-    if (int === "" && frac === "") return undefined; // "s", ".s"
-    const per = NS_PER[unit];
-    if (per === undefined) return undefined;
-    // Integer arithmetic per term keeps "1.1s" exact (1100 ms, not 1100.0000000000002).
-    ns += Number(int || "0") * per;
-    if (frac !== "") ns += Math.round(Number(`0.${frac}`) * per);
-    s = s.slice(all.length);
+  if (text.startsWith("-")) return undefined;
+  try {
+    return parseDurationMs(text);
+  } catch {
+    return undefined;
   }
-  return Number.isFinite(ns) ? ns / 1e6 : undefined;
 }
 
 /**

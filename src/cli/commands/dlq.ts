@@ -3,18 +3,9 @@ import { UsageError } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { EXIT } from "../exit.ts";
 import { table } from "../output.ts";
+import type { DlqEntry, ReplayRow } from "../../journal/index.ts";
 import { daemon, printData, printError } from "./agent-common.ts";
 import { confirm, stdinIsTty } from "./prompt.ts";
-
-interface Entry {
-  id: string;
-  kind: string;
-  type: string | null;
-  event_id: string | null;
-  attempts: number;
-  dead_at: string | null;
-  last_error: string | null;
-}
 
 async function call(ctx: CommandContext, method: "GET" | "POST", path: string, body?: unknown): Promise<{ ok: true; body: unknown } | { ok: false; exit: number }> {
   const r = await daemon(ctx, method, path, body);
@@ -45,7 +36,7 @@ export const dlqListCommand: Command = {
     for (const k of ["type", "kind", "limit"]) if (str(ctx, k)) q.set(k, str(ctx, k)!);
     const r = await call(ctx, "GET", `/v1/dlq${q.size ? "?" + q : ""}`);
     if (!r.ok) return r.exit;
-    const entries = ((r.body as { entries?: Entry[] }).entries ?? []) as Entry[];
+    const entries = ((r.body as { entries?: DlqEntry[] }).entries ?? []) as DlqEntry[];
     return printData(ctx, { entries }, () =>
       table(
         ["ID", "KIND", "TYPE", "EVENT_ID", "ATTEMPTS", "DEAD_AT", "LAST_ERROR"],
@@ -121,15 +112,6 @@ export const dlqPurgeCommand: Command = {
     return printData(ctx, { purged: n }, () => `purged ${n}`);
   },
 };
-
-interface ReplayRow {
-  seq: number;
-  type: string | null;
-  event_id: string | null;
-  result: string;
-  changes: string[];
-  reason?: string;
-}
 
 export const replayCommand: Command = {
   path: ["replay"],
